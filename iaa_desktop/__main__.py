@@ -1,0 +1,3 @@
+from iaa_desktop.cli import main
+
+raise SystemExit(main())
