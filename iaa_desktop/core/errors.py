@@ -14,4 +14,12 @@ class DatasetReadError(IAAError):
 
 
 class MaskDecodeError(IAAError):
-    """A mask or image file could not be decoded."""
+    """A mask or image file could not be decoded.
+
+    ``reason`` says why, in a word the loaders map to a problem kind:
+    ``missing``, ``empty``, ``truncated``, ``unreadable`` or ``too_large``.
+    """
+
+    def __init__(self, message: str, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,0 +1,61 @@
+"""``iaa-desktop``: opens the GUI by default; headless subcommands for everything else.
+
+Each subcommand lives in its own module under ``iaa_desktop.cli`` and exposes
+``add_parser(subparsers)`` (which registers it and sets ``func``) and a
+``run(args) -> int`` exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from iaa_desktop import __version__
+
+#: Subcommand modules, in the order ``--help`` lists them.
+COMMANDS = ("info", "qa", "demo", "metrics", "aggregate")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
+    """The argument parser and the names of the subcommands it knows."""
+    parser = argparse.ArgumentParser(
+        prog="iaa-desktop",
+        description=(
+            "Inter-annotator agreement in medical image segmentation. With no "
+            "subcommand, opens the desktop application (on PATH if given)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"iaa-desktop {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"iaa_desktop.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"iaa_desktop.cli.{name}":
+                raise
+            continue  # subcommand not built yet
+        module.add_parser(sub)
+    return parser, set(sub.choices)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = build_parser()
+    # `iaa-desktop` or `iaa-desktop PATH` opens the GUI; anything else is a subcommand.
+    if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
+        from iaa_desktop.cli.gui import launch_gui
+
+        return launch_gui(argv[0] if argv else None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return args.func(args)

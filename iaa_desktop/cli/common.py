@@ -1,0 +1,83 @@
+"""Helpers shared by the subcommands: dataset argument, progress bar, error exit."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+from iaa_desktop.core.progress import Progress, run_to_end
+
+T = TypeVar("T")
+
+DEMO_HELP = "dataset directory (default: the embedded demo dataset, generated on first use)"
+
+
+def add_dataset_argument(parser) -> None:
+    parser.add_argument("dataset", nargs="?", type=Path, default=None, help=DEMO_HELP)
+    parser.add_argument("--masks-dir", type=Path, help="IMA++ layout: the folder of mask PNGs "
+                        "(default: found under DATASET)")
+    parser.add_argument("--images-dir", type=Path, help="IMA++ layout: the folder of images "
+                        "(default: found under DATASET)")
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr (silent when stderr is not a terminal)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self._label = label
+        self._stream = stream or sys.stderr
+        self._width = width
+        self._tty = self._stream.isatty()
+        self._last = -1
+
+    def __call__(self, step: Progress) -> None:
+        percent = int(100 * step.fraction)
+        if not self._tty:
+            return
+        if percent == self._last and step.done != step.total:
+            return
+        self._last = percent
+        filled = int(self._width * step.fraction)
+        bar = "#" * filled + "-" * (self._width - filled)
+        self._stream.write(f"\r{self._label} [{bar}] {step.done}/{step.total} {step.message[:30]:30}")
+        if step.done >= step.total:
+            self._stream.write("\n")
+        self._stream.flush()
+
+
+def run_with_bar(label: str, job: Generator[Progress, None, T]) -> T:
+    return run_to_end(job, ProgressBar(label))
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"iaa-desktop: error: {message}", file=sys.stderr)
+    return code
+
+
+def resolve_dataset_path(path: Path | None) -> Path:
+    """The dataset directory to use: ``path``, or the demo dataset (generated if needed)."""
+    if path is not None:
+        return path
+    from iaa_desktop.core.demo import demo_dataset_dir
+
+    print("Using the embedded demo dataset (synthetic; generating it on first use).",
+          file=sys.stderr)
+    return demo_dataset_dir()
+
+
+def load_or_explain(args):
+    """(dataset, None) or (None, exit code 2) after printing a clear message."""
+    from iaa_desktop.core.errors import IAAError
+    from iaa_desktop.core.io import load_dataset
+
+    options = {k: v for k, v in (("masks_dir", args.masks_dir), ("images_dir", args.images_dir))
+               if v is not None}
+    try:
+        root = resolve_dataset_path(args.dataset)
+        if options:
+            return load_dataset(root, "imapp", **options), None
+        return load_dataset(root), None
+    except IAAError as exc:
+        return None, fail(str(exc))
