@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -39,6 +40,10 @@ def read_header_size(path: Path, data: bytes | None = None) -> tuple[int, int]:
     """
     if data is not None and not data:
         raise MaskDecodeError(f"{path}: file is empty (0 bytes)", "empty")
+    if data is not None and data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR":
+        # Read PNG sizes ourselves: Pillow refuses huge ones before telling their size.
+        width, height = struct.unpack(">II", data[16:24])
+        return height, width
     source = io.BytesIO(data) if data is not None else path
     try:
         with warnings.catch_warnings():
@@ -48,8 +53,9 @@ def read_header_size(path: Path, data: bytes | None = None) -> tuple[int, int]:
                 width, height = img.size
     except FileNotFoundError:
         raise MaskDecodeError(f"{path}: file not found", "missing") from None
-    except Image.DecompressionBombError:
-        raise MaskDecodeError(f"{path}: image is too large to decode safely", "too_large") from None
+    except Image.DecompressionBombError as exc:
+        raise MaskDecodeError(f"{path}: image is too large to decode safely ({exc})",
+                              "too_large") from None
     except (OSError, SyntaxError, ValueError) as exc:
         if data is None and Path(path).is_file() and Path(path).stat().st_size == 0:
             raise MaskDecodeError(f"{path}: file is empty (0 bytes)", "empty") from None

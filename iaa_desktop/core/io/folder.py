@@ -20,7 +20,7 @@ from iaa_desktop.core.errors import DatasetFormatError
 from iaa_desktop.core.io.assemble import ID_COLUMNS, MetadataIndex, build_lesion
 from iaa_desktop.core.io.discover import IMAGE_EXTENSIONS, index_images
 from iaa_desktop.core.io.tables import clean, first_present, read_table
-from iaa_desktop.core.model import Dataset, Problem, Segmentation, make_problem
+from iaa_desktop.core.model import CONSENSUS_ANNOTATORS, Dataset, Problem, Segmentation, make_problem
 
 
 def looks_like_folder_layout(root: Path) -> bool:
@@ -71,10 +71,12 @@ def load_folder(root: Path) -> Dataset:
     # Image ids as the images folder spells them; metadata ids matched case-insensitively.
     canonical = {p.stem.lower(): p.stem for p in image_index.values()}
     per_image: dict[str, list[Segmentation]] = {}
-    for annotator_dir in sorted(p for p in masks_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    annotator_dirs = [p for p in masks_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    # Human annotators first, consensus masks last, as in IMA++'s tables.
+    for annotator_dir in sorted(annotator_dirs, key=lambda p: (p.name in CONSENSUS_ANNOTATORS, p.name)):
         annotator = annotator_dir.name
         tool, skill = roster.get(annotator, ("", ""))
-        if annotator in ("ST", "MV"):
+        if annotator in CONSENSUS_ANNOTATORS:
             tool = skill = annotator
         for name in sorted(_files(annotator_dir)):
             stem, ext = os.path.splitext(name)

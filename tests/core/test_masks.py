@@ -1,0 +1,165 @@
+"""The mask decoding policy: every PNG flavour in, a boolean mask and problem records out."""
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from iaa_desktop.core.errors import MaskDecodeError
+from iaa_desktop.core.images import load_image, read_header_size
+from iaa_desktop.core.masks import decode_mask
+from tests.builders import disk, write_image, write_mask
+
+SHAPE = (30, 40)
+TRUTH = disk(SHAPE, (15, 20), 8)
+
+
+def _kinds(decoded):
+    return [p.kind for p in decoded.problems]
+
+
+@pytest.mark.parametrize("scale", [1, 255])
+def test_8bit_gray_zero_one_and_zero_255(tmp_path, scale):
+    path = write_mask(tmp_path / "m.png", TRUTH, scale=scale)
+    decoded = decode_mask(path, expected_shape=SHAPE)
+    assert decoded.problems == ()
+    np.testing.assert_array_equal(decoded.mask, TRUTH)
+
+
+def test_16bit_mask(tmp_path):
+    path = tmp_path / "m16.png"
+    cv2.imwrite(str(path), TRUTH.astype(np.uint16) * 65535)
+    decoded = decode_mask(path)
+    assert decoded.problems == ()
+    np.testing.assert_array_equal(decoded.mask, TRUTH)
+
+
+def test_rgb_mask_nonzero_is_foreground(tmp_path):
+    rgb = np.zeros((*SHAPE, 3), np.uint8)
+    rgb[TRUTH] = (0, 0, 200)  # a red lesion drawn on black
+    path = tmp_path / "rgb.png"
+    cv2.imwrite(str(path), rgb)
+    decoded = decode_mask(path)
+    np.testing.assert_array_equal(decoded.mask, TRUTH)
+    assert decoded.problems == ()
+
+
+def test_rgba_with_mask_in_alpha(tmp_path):
+    rgba = np.zeros((*SHAPE, 4), np.uint8)
+    rgba[..., 3] = TRUTH * 255
+    path = tmp_path / "rgba.png"
+    cv2.imwrite(str(path), rgba)
+    np.testing.assert_array_equal(decode_mask(path).mask, TRUTH)
+
+
+def test_palette_png_uses_indices_not_colours(tmp_path):
+    img = Image.fromarray(TRUTH.astype(np.uint8), mode="P")
+    # Index 0 is drawn white: a colour-based reading would call the background foreground.
+    img.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)
+    path = tmp_path / "pal.png"
+    img.save(path)
+    decoded = decode_mask(path)
+    np.testing.assert_array_equal(decoded.mask, TRUTH)
+    assert decoded.problems == ()
+
+
+def test_non_binary_values_reported_nonzero_kept(tmp_path):
+    values = TRUTH.astype(np.uint8) * 255
+    values[0, 0] = 128
+    path = tmp_path / "soft.png"
+    cv2.imwrite(str(path), values)
+    decoded = decode_mask(path)
+    assert _kinds(decoded) == ["non_binary_mask"]
+    assert decoded.mask[0, 0] and decoded.mask.sum() == TRUTH.sum() + 1
+    assert "soft.png" in decoded.problems[0].message
+
+
+def test_size_mismatch_reported_mask_returned(tmp_path):
+    path = write_mask(tmp_path / "m.png", TRUTH)
+    decoded = decode_mask(path, image_id="X", expected_shape=(31, 40))
+    assert _kinds(decoded) == ["size_mismatch"]
+    assert decoded.mask is not None
+    assert "40 x 30" in decoded.problems[0].message and "40 x 31" in decoded.problems[0].message
+    assert decoded.problems[0].image_id == "X"
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "zero.png"
+    path.write_bytes(b"")
+    decoded = decode_mask(path)
+    assert decoded.mask is None and _kinds(decoded) == ["empty_file"]
+    assert "zero.png" in decoded.problems[0].message
+
+
+def test_truncated_png(tmp_path):
+    path = write_mask(tmp_path / "m.png", TRUTH)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    decoded = decode_mask(path)
+    assert decoded.mask is None and _kinds(decoded) == ["truncated_file"]
+
+
+def test_text_file_named_png(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("this is not an image")
+    decoded = decode_mask(path)
+    assert decoded.mask is None and _kinds(decoded) == ["unreadable_mask"]
+    assert "notes.png" in decoded.problems[0].message
+
+
+def test_missing_file(tmp_path):
+    decoded = decode_mask(tmp_path / "gone.png")
+    assert decoded.mask is None and _kinds(decoded) == ["missing_mask"]
+
+
+def test_directory_instead_of_file(tmp_path):
+    (tmp_path / "dir.png").mkdir()
+    decoded = decode_mask(tmp_path / "dir.png")
+    assert decoded.mask is None and _kinds(decoded) == ["unreadable_mask"]
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with a tiny IDAT and an IEND."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def test_decompression_bomb_20000_square_refused_from_header(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(20_000, 20_000))
+    decoded = decode_mask(path)
+    assert decoded.mask is None and _kinds(decoded) == ["image_too_large"]
+    assert "20000 x 20000" in decoded.problems[0].message
+    with pytest.raises(MaskDecodeError, match="above the limit"):
+        load_image(path)
+
+
+def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
+    monkeypatch.setattr("iaa_desktop.core.images.MAX_IMAGE_PIXELS", 100)
+    decoded = decode_mask(write_mask(tmp_path / "m.png", TRUTH))
+    assert _kinds(decoded) == ["image_too_large"]
+
+
+def test_load_image_rgb_and_header_size(tmp_path):
+    path = write_image(tmp_path / "i.png", SHAPE)
+    assert read_header_size(path) == SHAPE
+    bgr = cv2.imread(str(path))
+    np.testing.assert_array_equal(load_image(path), bgr[..., ::-1])
+    assert load_image(path, reduce=2).shape == (15, 20, 3)
+
+
+def test_load_image_truncated_jpeg_refused(tmp_path):
+    path = write_image(tmp_path / "i.jpg", (64, 64))
+    data = path.read_bytes()
+    path.write_bytes(data[:-200])
+    with pytest.raises(MaskDecodeError, match="truncated") as info:
+        load_image(path)
+    assert info.value.reason == "truncated"
