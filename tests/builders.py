@@ -46,9 +46,9 @@ def make_imapp(root: Path, shape=(48, 64), images_dir="ISIC_images", masks_dir="
                          ("A01", "T2", "S2", 9), ("A02", "T3", "S1", 12)],
         "ISIC_0000003": [("A02", "T3", "S1", 8)],
     }
-    for k, (image_id, annotations) in enumerate(specs.items()):
+    for k, (image_id, marks) in enumerate(specs.items()):
         write_image(root / images_dir / f"{image_id}.JPG", shape, seed=k)
-        for j, (annotator, tool, skill, radius) in enumerate(annotations):
+        for j, (annotator, tool, skill, radius) in enumerate(marks):
             if annotator in ("ST", "MV"):
                 name = f"{image_id}_{annotator}_{annotator}_{annotator}_{annotator}.png"
                 object_id = annotator
