@@ -66,3 +66,19 @@ def test_qa_refuses_to_write_into_the_dataset(tmp_path, capsys):
     assert main(["qa", str(root), "--out", str(root / "qa.csv")]) == 2
     assert "refusing to write into the dataset" in capsys.readouterr().err
     assert tree_digest(root) == before
+
+
+def test_demo_command_writes_a_loadable_dataset(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--lesions", "3"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert main(["info", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 3 and summary["layout"] == "imapp" and summary["problems"] == {}
+
+
+def test_demo_command_refuses_a_foreign_folder(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("precious")
+    assert main(["demo", "--out", str(tmp_path), "--lesions", "2"]) == 2
+    assert "iaa-desktop: error:" in capsys.readouterr().err
+    assert (tmp_path / "mine.txt").read_text() == "precious"

@@ -1,0 +1,84 @@
+"""``iaa-desktop metrics [DATASET] --out DIR``: every pair, consensus, per-image and factor tables.
+
+Writes to DIR (never into the dataset): ``pairwise.csv`` (IMA++ pairwise
+schema), ``image_level.csv`` (IMA++ image-level schema; ``dice_score_mean`` is
+the IAA), ``factor_*.csv`` and ``intra_inter_*.csv``, ``staple_annotators.csv``
+(STAPLE's sensitivity and specificity per mask), ``problems.csv``, and unless
+``--no-maps`` the consensus masks and disagreement maps as PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, run_with_bar
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "metrics",
+        help="pairwise Dice/Jaccard/HD/HD95/ASSD, MV and STAPLE consensus, per-image IAA, factor tables",
+    )
+    add_dataset_argument(parser)
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the results")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes (default: every core, %(default)s)")
+    parser.add_argument("--no-maps", action="store_true",
+                        help="skip writing consensus masks and disagreement maps (PNG)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute everything, cache nothing")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    # Imported here so that `iaa-desktop --help` and the other commands start fast.
+    import pandas as pd
+
+    from iaa_desktop.core.agreement_engine import iter_dataset_agreement
+    from iaa_desktop.core.agreement_tables import agreement_tables, write_agreement_tables, write_table
+    from iaa_desktop.core.errors import IAAError
+
+    dataset, code = load_or_explain(args)
+    if dataset is None:
+        return code
+    if is_inside(args.out, dataset.root):
+        return fail(f"{args.out}: refusing to write into the dataset directory {dataset.root}")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return fail(f"{args.out}: cannot create the output folder ({exc.strerror})")
+    options = {"workers": args.workers, "maps_dir": None if args.no_maps else args.out}
+    if args.no_cache:
+        options["cache"] = None
+    try:
+        result = run_with_bar("Measuring agreement", iter_dataset_agreement(dataset, **options))
+    except KeyboardInterrupt:
+        return fail("interrupted; the lesions computed so far are cached", 130)
+    problems = pd.DataFrame([p.__dict__ for p in (*dataset.problems, *result.problems)],
+                            columns=["kind", "severity", "message", "path", "image_id"])
+    write_table(problems, args.out / "problems.csv")
+    if result.pairwise.empty:
+        return fail(
+            f"{dataset.root}: nothing could be computed: no lesion has two readable human masks "
+            f"({len(problems):,} problems, listed in {args.out / 'problems.csv'})", 1)
+    try:
+        write_table(result.pairwise, args.out / "pairwise.csv")
+        write_table(result.staple, args.out / "staple_annotators.csv")
+        tables = agreement_tables(result.pairwise)
+        write_agreement_tables(result.pairwise, args.out, tables)
+    except (IAAError, OSError) as exc:
+        return fail(str(exc))
+    image_level = tables["image_level"]
+    print(f"{dataset.root}: {result.n_lesions_with_pairs:,} lesions with 2+ human masks, "
+          f"{len(result.pairwise):,} pairs ({result.computed:,} lesions computed, "
+          f"{result.from_cache:,} from the cache)")
+    print(f"  mean IAA (mean pairwise Dice, human pairs) {image_level['dice_score_mean'].mean():.4f}")
+    labels = {lesion.image_path.name if lesion.image_path else f"{lesion.image_id}.JPG":
+              lesion.benign_malignant for lesion in dataset}
+    by_label = image_level.assign(label=image_level["img_id"].map(labels))
+    for label, group in by_label.groupby("label"):
+        print(f"    {label:<12} n={len(group):<6} IAA {group['dice_score_mean'].mean():.4f}")
+    if len(problems):
+        print(f"  {len(problems):,} problems (see problems.csv)")
+    print(f"wrote results to {args.out}")
+    return 0
