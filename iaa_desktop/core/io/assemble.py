@@ -28,6 +28,7 @@ class MetadataIndex:
     def __init__(self, frame: pd.DataFrame | None, source: Path | None) -> None:
         self.source = source
         self._rows: dict[str, dict[str, object]] = {}
+        self._lower: dict[str, str] = {}
         self.duplicates: list[str] = []
         if frame is None:
             return
@@ -46,12 +47,21 @@ class MetadataIndex:
                 self.duplicates.append(image_id)
                 continue
             self._rows[image_id] = row
+            self._lower.setdefault(image_id.lower(), image_id)
 
     def ids(self) -> list[str]:
         return list(self._rows)
 
     def get(self, image_id: str) -> dict[str, object] | None:
         return self._rows.get(image_id)
+
+    def get_any_case(self, image_id: str) -> dict[str, object] | None:
+        """The row of ``image_id``, else of an id that differs from it only in case."""
+        row = self._rows.get(image_id)
+        if row is None:
+            original = self._lower.get(image_id.lower())
+            row = self._rows.get(original) if original else None
+        return row
 
     def __contains__(self, image_id: str) -> bool:
         return image_id in self._rows

@@ -6,6 +6,9 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from iaa_desktop.core.errors import DatasetFormatError
+from iaa_desktop.core.model import Problem, make_problem
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 
@@ -71,3 +74,25 @@ def index_images(folder: Path, names: list[str]) -> tuple[dict[str, Path], dict[
             continue
         by_id[key] = folder / name
     return by_id, clashes
+
+
+def list_files(folder: Path) -> list[str]:
+    """Names of the plain files in ``folder`` (clear error naming it if unreadable)."""
+    try:
+        return [e.name for e in os.scandir(folder) if e.is_file()]
+    except OSError as exc:
+        raise DatasetFormatError(f"{folder}: cannot list the folder ({exc.strerror})") from None
+
+
+def clash_problems(clashes: dict[str, list[Path]]) -> list[Problem]:
+    """One ``duplicate_image`` problem per image id that several files share."""
+    return [
+        make_problem(
+            "duplicate_image",
+            f"{paths[0].parent}: several image files share the id {stem!r} "
+            f"({', '.join(p.name for p in paths)}); using {paths[0].name}",
+            paths[1],
+            stem,
+        )
+        for stem, paths in clashes.items()
+    ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from iaa_desktop.core.errors import DatasetFormatError
 from iaa_desktop.core.io.assemble import ID_COLUMNS, MetadataIndex, build_lesion
-from iaa_desktop.core.io.discover import IMAGE_EXTENSIONS, index_images
+from iaa_desktop.core.io.discover import IMAGE_EXTENSIONS, clash_problems, index_images, list_files
 from iaa_desktop.core.io.tables import clean, first_present, read_table
 from iaa_desktop.core.model import CONSENSUS_ANNOTATORS, Dataset, Problem, Segmentation, make_problem
 
@@ -47,13 +47,8 @@ def load_folder(root: Path) -> Dataset:
     problems: list[Problem] = []
     images_dir = root / "images"
     masks_root = root / "masks"
-    image_index, clashes = index_images(images_dir, _files(images_dir))
-    for stem, paths in clashes.items():
-        problems.append(make_problem(
-            "duplicate_image",
-            f"{images_dir}: several image files share the id {stem!r} "
-            f"({', '.join(p.name for p in paths)}); using {paths[0].name}",
-            paths[1], stem))
+    image_index, clashes = index_images(images_dir, list_files(images_dir))
+    problems.extend(clash_problems(clashes))
 
     metadata_csv = root / "metadata.csv"
     frame = None
@@ -78,7 +73,7 @@ def load_folder(root: Path) -> Dataset:
         tool, skill = roster.get(annotator, ("", ""))
         if annotator in CONSENSUS_ANNOTATORS:
             tool = skill = annotator
-        for name in sorted(_files(annotator_dir)):
+        for name in sorted(list_files(annotator_dir)):
             stem, ext = os.path.splitext(name)
             if ext.lower() not in IMAGE_EXTENSIONS:
                 continue
@@ -108,17 +103,9 @@ def load_folder(root: Path) -> Dataset:
             problems.append(make_problem(
                 "missing_image", f"{images_dir}: no image file for {image_id}",
                 images_dir / image_id, image_id))
-        row = metadata.get(image_id)
-        if row is None:
-            row = next((metadata.get(i) for i in metadata.ids() if i.lower() == image_id.lower()), None)
+        row = metadata.get_any_case(image_id)
         lesions.append(build_lesion(image_id, row, image_path, per_image.get(image_id, ()),
                                     problems, metadata.source))
     return Dataset(root=root, layout="folder", lesions=tuple(lesions), problems=tuple(problems),
                    name=root.name)
 
-
-def _files(folder: Path) -> list[str]:
-    try:
-        return [e.name for e in os.scandir(folder) if e.is_file()]
-    except OSError as exc:
-        raise DatasetFormatError(f"{folder}: cannot list the folder ({exc.strerror})") from None

@@ -17,7 +17,13 @@ from pathlib import Path
 
 from iaa_desktop.core.errors import DatasetFormatError
 from iaa_desktop.core.io.assemble import MetadataIndex, build_lesion
-from iaa_desktop.core.io.discover import best_folder, index_images, walk_dirs
+from iaa_desktop.core.io.discover import (
+    best_folder,
+    clash_problems,
+    index_images,
+    list_files,
+    walk_dirs,
+)
 from iaa_desktop.core.io.tables import clean, read_table
 from iaa_desktop.core.model import Dataset, Problem, Segmentation, make_problem
 
@@ -86,7 +92,7 @@ def load_imapp(
     if masks_dir is None:
         masks_dir, mask_files = best_folder(root, lambda files: len(wanted_masks.intersection(files)))
     else:
-        mask_files = _list_files(masks_dir)
+        mask_files = list_files(masks_dir)
     present_masks = set(mask_files)
 
     seg_ids = {str(i).strip() for i in segs["ISIC_id"].dropna()}
@@ -98,18 +104,9 @@ def load_imapp(
             lambda files: sum(os.path.splitext(f)[0].lower() in wanted_stems for f in files),
         )
     else:
-        image_files = _list_files(images_dir)
+        image_files = list_files(images_dir)
     image_index, clashes = index_images(images_dir, image_files) if images_dir else ({}, {})
-    for stem, paths in clashes.items():
-        problems.append(
-            make_problem(
-                "duplicate_image",
-                f"{paths[0].parent}: several image files share the id {stem!r} "
-                f"({', '.join(p.name for p in paths)}); using {paths[0].name}",
-                paths[1],
-                stem,
-            )
-        )
+    problems.extend(clash_problems(clashes))
 
     per_image = _segmentations(segs, seg_csv, masks_dir or root, present_masks, problems)
     for image_id in sorted(seg_ids.difference(metadata.ids())):
@@ -152,13 +149,6 @@ def load_imapp(
         )
     return Dataset(root=root, layout="imapp", lesions=tuple(lesions), problems=tuple(problems),
                    name=root.name)
-
-
-def _list_files(folder: Path) -> list[str]:
-    try:
-        return [e.name for e in os.scandir(folder) if e.is_file()]
-    except OSError as exc:
-        raise DatasetFormatError(f"{folder}: cannot list the folder ({exc.strerror})") from None
 
 
 def _segmentations(
