@@ -1,0 +1,1 @@
+"""Widgets of the main window; each module holds one widget (``lesion_view.py``: ``LesionView``)."""

@@ -1,0 +1,98 @@
+"""Worker threads that call the core: superqt ``create_worker`` wrappers.
+
+Every factory here builds its worker with ``_start_thread=False`` and always
+connects ``errored`` (without it superqt re-raises the worker's exception in
+the main thread). The caller connects its slots and then calls ``start()``;
+tests can do the same inside ``qtbot.waitSignal(worker.finished)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
+
+from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.model import Dataset, Lesion
+from iaa_desktop.core.overlay import iter_lesion_overlay, lesion_table_frame
+from iaa_desktop.core.summary import dataset_summary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexedDataset:
+    """A loaded dataset with what the window shows about it, all computed off the GUI thread."""
+
+    dataset: Dataset
+    table: pd.DataFrame
+    summary: dict[str, object]
+
+
+def index_dataset(path: str | Path) -> IndexedDataset:
+    """Load the dataset at ``path`` and compute its lesion table and summary."""
+    dataset = load_dataset(Path(path))
+    return IndexedDataset(dataset, lesion_table_frame(dataset), dataset_summary(dataset))
+
+
+def index_demo_dataset() -> IndexedDataset:
+    """Generate the demo dataset on first use (in the user cache), then index it."""
+    from iaa_desktop.core.demo import demo_dataset_dir
+
+    return index_dataset(demo_dataset_dir())
+
+
+class WorkerFailure(Exception):
+    """A ``RuntimeError`` raised inside a generator worker, re-raised as another type.
+
+    superqt's ``GeneratorWorker`` takes a ``RuntimeError`` for "the worker was
+    deleted" and then emits neither ``errored`` nor ``finished``; wrapping it
+    keeps the error visible and the worker's end signalled.
+    """
+
+
+def _runtime_errors_reported(job: Generator):
+    try:
+        return (yield from job)
+    except RuntimeError as exc:
+        raise WorkerFailure(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _log_error(exc: BaseException) -> None:
+    log.debug("worker failed", exc_info=exc)
+
+
+def _log_warning(showwarning_args: tuple) -> None:
+    # superqt catches warnings raised in the worker and emits them as ``warned``.
+    message, category, filename, lineno, *_ = showwarning_args
+    log.warning("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+
+def _connections(on_errored: Callable[[BaseException], None]) -> dict:
+    return {"errored": [_log_error, on_errored], "warned": _log_warning}
+
+
+def dataset_worker(path: str | Path | None, on_errored: Callable[[BaseException], None]) -> FunctionWorker:
+    """A worker that indexes ``path`` (the demo dataset when ``None``); not started.
+
+    Its ``returned`` signal carries an ``IndexedDataset``.
+    """
+    if path is None:
+        return create_worker(index_demo_dataset, _start_thread=False,
+                             _connect=_connections(on_errored))
+    return create_worker(index_dataset, path, _start_thread=False,
+                         _connect=_connections(on_errored))
+
+
+def lesion_worker(lesion: Lesion, on_errored: Callable[[BaseException], None]) -> GeneratorWorker:
+    """A worker that decodes one lesion's image and masks; not started.
+
+    It yields ``Progress`` after each file (``quit()`` stops it there) and
+    its ``returned`` signal carries a ``LesionOverlay``.
+    """
+    return create_worker(_runtime_errors_reported, iter_lesion_overlay(lesion), _start_thread=False,
+                         _connect=_connections(on_errored))
