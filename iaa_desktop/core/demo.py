@@ -10,7 +10,7 @@ the same loader as the real data::
     segs/DEMO_0000_A03_T1_S2_<objectId>.png ...
     README.txt
 
-Each lesion has 2-5 annotators from a fixed roster (``demo_lesions.ROSTER``),
+Each lesion has 2-5 annotators from a fixed roster (``demo_annotators.ROSTER``),
 sometimes with a repeat by the same annotator. Malignant lesions (about 2 in 7)
 are drawn with irregular, fuzzy borders, so their masks agree less, as IMA++
 found for real lesions. Everything follows from the seed; lesion ``k`` is the
@@ -37,7 +37,8 @@ import cv2
 import numpy as np
 import platformdirs
 
-from iaa_desktop.core.demo_lesions import IMAGE_SIZES, ROSTER, annotate, draw_lesion
+from iaa_desktop.core.demo_annotators import ROSTER, annotate
+from iaa_desktop.core.demo_lesions import IMAGE_SIZES, draw_lesion
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.progress import Progress, run_to_end
 

@@ -1,10 +1,9 @@
-"""Drawing the synthetic demo: dermoscopy-like lesion images and simulated annotators.
+"""Drawing the synthetic demo: dermoscopy-like lesion images.
 
 Pure functions of a ``numpy.random.Generator``: ``draw_lesion`` paints one RGB
 image and returns, with it, the *presence* map (how much lesion an observer sees
-at each pixel, 1 inside, 0 on skin, soft across the border). ``annotate`` turns
-that map into one annotator's binary mask, with the annotator's habits (tight or
-generous border, polygon or pixel tool, novice noise, an occasional missed lobe).
+at each pixel, 1 inside, 0 on skin, soft across the border), which
+``demo_annotators.annotate`` turns into each annotator's mask.
 
 Disagreement is not added at random: it comes out of the border. Benign lesions
 get a sharp, nearly round border, so wherever an annotator puts the edge the
@@ -32,7 +31,7 @@ EDGE_STYLES = {
 }
 MALIGNANT_KINDS = ("melanoma", "basal_cell_carcinoma")
 #: The lesion radius (px) at which ``EDGE_STYLES`` widths apply as they are.
-_REFERENCE_RADIUS = 75.0
+REFERENCE_RADIUS = 75.0
 
 # Optical density of melanin per RGB channel: it absorbs blue most and red least,
 # which is what makes pigment brown on skin and near black where it is dense.
@@ -57,46 +56,11 @@ class LesionDrawing:
     radius: float
 
 
-@dataclass(frozen=True)
-class AnnotatorStyle:
-    """How one simulated annotator segments.
-
-    ``offset_px`` moves the border out (generous, > 0) or in (tight, < 0);
-    ``threshold`` is the presence level taken as the edge (a low one includes
-    more of a faded border); ``wander_px`` is how far the border drifts slowly
-    along its length; ``vertex_spacing_px`` is the polygon tool's typical
-    distance between clicks; ``p_miss_lobe`` the chance of leaving a part out.
-    """
-
-    annotator: str
-    tool: str
-    skill: str
-    offset_px: float
-    threshold: float
-    wander_px: float
-    vertex_spacing_px: float
-    p_miss_lobe: float
-
-
-#: The fixed roster: ids, tools and skills as IMA++ codes them (T1 manual polygon,
-#: T2 semi-automatic flood fill, T3 manual pixel-level; S1 expert, S2 novice).
-ROSTER = (
-    AnnotatorStyle("A00", "T1", "S1", 2.0, 0.50, 2.0, 14.0, 0.06),
-    AnnotatorStyle("A01", "T3", "S1", -3.0, 0.7, 1.5, 0.0, 0.06),
-    AnnotatorStyle("A02", "T2", "S1", 0.0, 0.45, 2.0, 0.0, 0.08),
-    AnnotatorStyle("A03", "T1", "S2", 6.0, 0.25, 5.0, 30.0, 0.16),
-    AnnotatorStyle("A04", "T3", "S1", 4.0, 0.3, 2.0, 0.0, 0.06),
-    AnnotatorStyle("A05", "T2", "S2", -1.0, 0.58, 4.5, 0.0, 0.18),
-    AnnotatorStyle("A06", "T1", "S1", -4.0, 0.75, 2.0, 18.0, 0.06),
-    AnnotatorStyle("A07", "T3", "S2", 3.0, 0.40, 5.5, 0.0, 0.2),
-)
-
-
 # ---------------------------------------------------------------------------
 # noise fields
 
 
-def _smooth_noise(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndarray:
     """Zero-mean, unit-std float32 noise with features about ``scale`` px wide.
 
     Drawn on a coarse grid and upsampled: a blur of full-size noise would cost
@@ -117,11 +81,11 @@ def _network(
     The zero set of band-limited noise is a web of closed loops about ``cell``
     px across, which reads as a pigment network (or, coarser, as skin furrows).
     """
-    first = np.exp(-((_smooth_noise(rng, h, w, cell) / width) ** 2))
+    first = np.exp(-((smooth_noise(rng, h, w, cell) / width) ** 2))
     if not mesh:
         return first
     # Two crossing webs close each other's open ends into holes: a honeycomb.
-    return np.maximum(first, np.exp(-((_smooth_noise(rng, h, w, cell) / width) ** 2)))
+    return np.maximum(first, np.exp(-((smooth_noise(rng, h, w, cell) / width) ** 2)))
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -129,7 +93,7 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def _signed_distance(mask: np.ndarray) -> np.ndarray:
+def signed_distance(mask: np.ndarray) -> np.ndarray:
     """Distance to the mask's border in px, positive inside, negative outside."""
     inside = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     outside = cv2.distanceTransform(np.where(mask > 0, 0, 255).astype(np.uint8), cv2.DIST_L2, 5)
@@ -202,8 +166,8 @@ def _skin(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     tone = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] + rng.normal(0, 0.025, 3).astype(np.float32)
     skin = np.empty((h, w, 3), np.float32)
     skin[:] = tone
-    skin *= (1.0 + 0.05 * _smooth_noise(rng, h, w, 60))[..., None]
-    redness = _smoothstep(0.5 * _smooth_noise(rng, h, w, 90)) * rng.uniform(0.0, 0.05)
+    skin *= (1.0 + 0.05 * smooth_noise(rng, h, w, 60))[..., None]
+    redness = _smoothstep(0.5 * smooth_noise(rng, h, w, 90)) * rng.uniform(0.0, 0.05)
     skin[..., 1] -= redness
     skin[..., 2] -= 0.8 * redness
     furrows = cv2.GaussianBlur(_network(rng, h, w, rng.uniform(9, 14), 0.2), (0, 0), 0.8)
@@ -225,9 +189,9 @@ def _presence(rng: np.random.Generator, sd: np.ndarray, kind: str, r0: float) ->
     (lo, hi), ragged = EDGE_STYLES[kind]
     if kind not in MALIGNANT_KINDS and rng.random() < 0.2:
         lo, hi = 2 * lo + 1, 2 * hi + 1  # a faint benign lesion: its edge is hard to place too
-    scale = r0 / _REFERENCE_RADIUS
-    width = scale * rng.uniform(lo, hi) * np.exp(0.45 * _smooth_noise(rng, h, w, 40))
-    jitter = scale * ragged * rng.uniform(0.6, 1.4) * _smooth_noise(rng, h, w, 6 * scale)
+    scale = r0 / REFERENCE_RADIUS
+    width = scale * rng.uniform(lo, hi) * np.exp(0.45 * smooth_noise(rng, h, w, 40))
+    jitter = scale * ragged * rng.uniform(0.6, 1.4) * smooth_noise(rng, h, w, 6 * scale)
     return _smoothstep(0.5 + (sd + jitter) / (2.0 * width))
 
 
@@ -252,14 +216,14 @@ def _pigment(
 
     if kind == "nevus":
         density = rng.uniform(0.35, 1.0) * (0.7 + 0.4 * depth**0.6)
-        density *= 1.0 + 0.12 * _smooth_noise(rng, h, w, 25)
+        density *= 1.0 + 0.12 * smooth_noise(rng, h, w, 25)
         net = cv2.GaussianBlur(_network(rng, h, w, rng.uniform(9, 13), 0.4, True), (0, 0), 0.8)
         density *= 0.75 + rng.uniform(0.2, 0.5) * net
         if rng.random() < 0.35:  # globular nevus: brown clods
             density += 0.5 * spots(int(rng.integers(10, 40)), 2.0, 4.0, 1.0)
         img = skin * np.exp(-(density * presence)[..., None] * _MELANIN)
     elif kind == "seborrheic_keratosis":
-        density = rng.uniform(0.35, 0.9) * (1.0 + 0.25 * _smooth_noise(rng, h, w, 15))
+        density = rng.uniform(0.35, 0.9) * (1.0 + 0.25 * smooth_noise(rng, h, w, 15))
         ridges = _network(rng, h, w, rng.uniform(11, 16), 0.5)
         density *= 0.8 + 0.4 * cv2.GaussianBlur(ridges, (0, 0), 1.2)  # cerebriform
         density += 0.9 * spots(int(rng.integers(2, 10)), 1.5, 3.5, 0.8)  # comedo-like openings
@@ -268,16 +232,16 @@ def _pigment(
         milia = spots(int(rng.integers(2, 9)), 1.5, 3.5, 1.0) * presence
         img = _mix(img, (0.97, 0.94, 0.8), 0.85 * milia)
     elif kind == "dermatofibroma":
-        density = rng.uniform(0.3, 0.55) * (1.0 + 0.2 * _smooth_noise(rng, h, w, 20))
+        density = rng.uniform(0.3, 0.55) * (1.0 + 0.2 * smooth_noise(rng, h, w, 20))
         density *= 0.75 + 0.35 * _network(rng, h, w, 8, 0.35, True)
         img = skin * np.exp(-(density * presence)[..., None] * _MELANIN)
         scar = _smoothstep((depth - rng.uniform(0.3, 0.5)) * 3.0)
-        scar *= 1.0 + 0.3 * _smooth_noise(rng, h, w, 10)
+        scar *= 1.0 + 0.3 * smooth_noise(rng, h, w, 10)
         img = _mix(img, (0.92, 0.84, 0.82), np.clip(0.65 * scar, 0, 1))
     elif kind == "melanoma":
-        density = rng.uniform(0.5, 1.0) * (1.0 + 0.45 * _smooth_noise(rng, h, w, 30))
-        density += 0.3 * _smooth_noise(rng, h, w, 12)
-        blotch = _smoothstep(_smooth_noise(rng, h, w, r0 * 0.5) - rng.uniform(0.3, 1.0))
+        density = rng.uniform(0.5, 1.0) * (1.0 + 0.45 * smooth_noise(rng, h, w, 30))
+        density += 0.3 * smooth_noise(rng, h, w, 12)
+        blotch = _smoothstep(smooth_noise(rng, h, w, r0 * 0.5) - rng.uniform(0.3, 1.0))
         density += rng.uniform(0.8, 1.8) * blotch
         net = cv2.GaussianBlur(_network(rng, h, w, rng.uniform(7, 11), 0.6), (0, 0), 1.0)
         density *= 0.75 + 0.5 * net  # atypical network: thick, uneven lines
@@ -287,18 +251,18 @@ def _pigment(
             density += 1.2 * _blobs(h, w, pick, rng.uniform(1.0, 2.5, 40), 0.8)
         img = skin * np.exp(-(np.maximum(density, 0.1) * presence)[..., None] * _MELANIN)
         if rng.random() < 0.6:  # blue-white veil: melanin deep in the dermis
-            veil = _smoothstep(_smooth_noise(rng, h, w, 20) - 0.4) * presence
+            veil = _smoothstep(smooth_noise(rng, h, w, 20) - 0.4) * presence
             img = _mix(img, (0.36, 0.41, 0.52), rng.uniform(0.4, 0.75) * veil)
         if rng.random() < 0.5:  # regression: scar-like white areas
-            white = _smoothstep(_smooth_noise(rng, h, w, 25) - 0.5) * _smoothstep(3 * depth)
+            white = _smoothstep(smooth_noise(rng, h, w, 25) - 0.5) * _smoothstep(3 * depth)
             img = _mix(img, (0.84, 0.76, 0.78), rng.uniform(0.3, 0.6) * white)
-        red = np.maximum(_smooth_noise(rng, h, w, 25), 0) * presence * rng.uniform(0, 0.25)
+        red = np.maximum(smooth_noise(rng, h, w, 25), 0) * presence * rng.uniform(0, 0.25)
         img[..., 1] *= 1.0 - red
         img[..., 2] *= 1.0 - 0.7 * red
     elif kind == "basal_cell_carcinoma":
-        pink = presence * np.clip(0.55 + 0.2 * _smooth_noise(rng, h, w, 20), 0.2, 0.9)
+        pink = presence * np.clip(0.55 + 0.2 * smooth_noise(rng, h, w, 20), 0.2, 0.9)
         img = _mix(skin, (0.95, 0.66, 0.67), pink)  # pink, translucent
-        shiny = _smoothstep(_smooth_noise(rng, h, w, 18) - 0.6)  # shiny white areas
+        shiny = _smoothstep(smooth_noise(rng, h, w, 18) - 0.6)  # shiny white areas
         img = _mix(img, (0.98, 0.92, 0.9), 0.35 * presence * shiny)
         img *= np.exp(-(0.15 * presence)[..., None] * _MELANIN)
         if len(inside):  # blue-grey ovoid nests: clusters of small round cells
@@ -406,7 +370,7 @@ def draw_lesion(rng: np.random.Generator, kind: str, size: tuple[int, int]) -> L
     w, h = size
     malignant = kind in MALIGNANT_KINDS
     truth, centre, r0 = _lesion_shape(rng, h, w, malignant)
-    sd = _signed_distance(truth)
+    sd = signed_distance(truth)
     presence = _presence(rng, sd, kind, r0)
     img = _pigment(rng, _skin(rng, h, w), presence, sd, kind, r0)
     img = _hairs(rng, img)
@@ -415,132 +379,3 @@ def draw_lesion(rng: np.random.Generator, kind: str, size: tuple[int, int]) -> L
     img += rng.standard_normal(img.shape, dtype=np.float32) * 0.01
     image = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return LesionDrawing(image, presence.astype(np.float32), centre, r0)
-
-
-# ---------------------------------------------------------------------------
-# annotators
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Annotators outline a lesion: whatever the border encloses is lesion."""
-    h, w = mask.shape
-    flood = np.zeros((h + 2, w + 2), np.uint8)
-    flood[1:-1, 1:-1] = mask
-    cv2.floodFill(flood, None, (0, 0), 128)
-    return np.where(flood[1:-1, 1:-1] == 128, 0, 255).astype(np.uint8)
-
-
-def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(label image, area of each label) of the 8-connected parts of ``mask``."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    return labels, stats[:, cv2.CC_STAT_AREA] if n else np.zeros(0, np.int32)
-
-
-def _keep_largest(mask: np.ndarray, min_fraction: float = 1.0) -> np.ndarray:
-    """The largest part, plus any others of at least ``min_fraction`` of its area."""
-    labels, areas = _components(mask)
-    if len(areas) <= 1:
-        return mask
-    fg = areas[1:]
-    keep = np.flatnonzero(fg >= min_fraction * fg.max()) + 1
-    return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
-
-
-def _polygon(
-    rng: np.random.Generator, mask: np.ndarray, style: AnnotatorStyle, zoom: float
-) -> np.ndarray:
-    """Click vertices along the main outline and fill the polygon (tool T1).
-
-    One polygon per lesion: a detached satellite lobe is left out, and the
-    chords between clicks cut off bumps and bridge notches of a ragged border.
-    """
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    if not contours:
-        return mask
-    outline = max(contours, key=cv2.contourArea)[:, 0, :].astype(np.float64)
-    closed = np.vstack([outline, outline[:1]])
-    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(closed, axis=0).T))])
-    spacing = zoom * style.vertex_spacing_px * rng.uniform(0.75, 1.3)
-    n = max(8, int(arc[-1] / spacing))
-    s = (rng.uniform(0, 1) + np.arange(n)) / n * arc[-1]
-    vertices = np.stack([np.interp(s, arc, closed[:, 0]), np.interp(s, arc, closed[:, 1])], 1)
-    vertices += rng.normal(0, zoom * (0.6 if style.skill == "S1" else 1.8), vertices.shape)
-    out = np.zeros_like(mask)
-    cv2.fillPoly(out, [np.round(vertices * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
-    return out
-
-
-def _miss_lobe(
-    rng: np.random.Generator, mask: np.ndarray, centre: tuple[float, float], r0: float
-) -> np.ndarray:
-    """Leave out one side of the lesion behind a curved cut (10-25 % of the mask)."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) < 50:
-        return mask
-    angle = rng.uniform(0, 2 * np.pi)
-    along = (xs - centre[0]) * np.cos(angle) + (ys - centre[1]) * np.sin(angle)
-    across = -(xs - centre[0]) * np.sin(angle) + (ys - centre[1]) * np.cos(angle)
-    limit = np.quantile(along, rng.uniform(0.75, 0.9)) + rng.uniform(-0.6, 0.6) * across**2 / r0
-    out = mask.copy()
-    cut = along > limit
-    out[ys[cut], xs[cut]] = 0
-    return _keep_largest(out)
-
-
-def annotate(
-    rng: np.random.Generator, drawing: LesionDrawing, style: AnnotatorStyle, hard: bool
-) -> np.ndarray:
-    """One annotator's mask of a drawn lesion: uint8, 0 or 255, the image's size.
-
-    Parameters
-    ----------
-    rng
-        Randomness of this one segmentation (a repeat by the same annotator
-        takes a fresh stream and so differs a little, as real repeats do).
-    drawing
-        The lesion as ``draw_lesion`` painted it.
-    style
-        The annotator's habits.
-    hard
-        A malignant lesion: lobes are missed twice as often.
-    """
-    full = drawing.presence
-    # Work in the box around the lesion (plus room for generous borders): the
-    # distance transforms and noise then cost a third of the whole image's.
-    x, y, bw, bh = cv2.boundingRect(np.where(full > 0.01, 255, 0).astype(np.uint8))
-    margin = 24
-    x0, y0 = max(0, x - margin), max(0, y - margin)
-    x1, y1 = min(full.shape[1], x + bw + margin), min(full.shape[0], y + bh + margin)
-    presence = full[y0:y1, x0:x1]
-    centre = (drawing.centre[0] - x0, drawing.centre[1] - y0)
-    h, w = presence.shape
-    expert = style.skill == "S1"
-    threshold = np.clip(style.threshold + rng.normal(0, 0.05 if expert else 0.12), 0.1, 0.9)
-    # Flood fill follows the pixels, grain and all; by hand the grain is smoothed over.
-    grain = 0.2 if style.tool == "T2" else 0.04
-    noise = cv2.GaussianBlur(rng.standard_normal((h, w), dtype=np.float32), (0, 0), 1.0)
-    seen = np.where(presence + grain * 2.0 * noise > threshold, 255, 0).astype(np.uint8)
-    # Where the border is drawn: the annotator's usual offset, a per-lesion slip
-    # and a slow drift along the outline. Annotators zoom until the lesion fills
-    # the screen, so their hand's error in image pixels grows with the lesion.
-    zoom = drawing.radius / _REFERENCE_RADIUS
-    level = style.offset_px + rng.normal(0, 0.8 if expert else 1.8)
-    level = level + style.wander_px * _smooth_noise(rng, h, w, max(8.0, 0.6 * drawing.radius))
-    level = zoom * level
-    mask = np.where(_signed_distance(seen) > -level, 255, 0).astype(np.uint8)
-    if style.tool == "T1":
-        mask = _polygon(rng, _keep_largest(mask), style, zoom)
-    elif style.tool == "T2":
-        mask = _keep_largest(mask)
-    else:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-        mask = _keep_largest(cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel), 0.01)
-    mask = _fill_holes(mask)
-    if rng.random() < style.p_miss_lobe * (2.0 if hard else 1.0):
-        mask = _miss_lobe(rng, mask, centre, drawing.radius)
-    out = np.zeros(full.shape, np.uint8)
-    out[y0:y1, x0:x1] = mask
-    if not out.any():  # never hand back an empty mask: fall back to the plain reading
-        out = np.where(full > 0.5, 255, 0).astype(np.uint8)
-    return out

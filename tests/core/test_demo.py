@@ -15,7 +15,7 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from iaa_desktop.core import demo
-from iaa_desktop.core.demo_lesions import ROSTER
+from iaa_desktop.core.demo_annotators import ROSTER
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.progress import Progress
 
