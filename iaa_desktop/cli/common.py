@@ -81,3 +81,12 @@ def load_or_explain(args):
         return load_dataset(root), None
     except IAAError as exc:
         return None, fail(str(exc))
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` is ``root`` or lies under it (symlinks resolved)."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True

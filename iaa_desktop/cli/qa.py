@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from iaa_desktop.cli.common import add_dataset_argument, fail, load_or_explain, run_with_bar
+from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, run_with_bar
 from iaa_desktop.core.qa import iter_qa, qa_exit_code, qa_summary
 
 
@@ -29,7 +29,7 @@ def run(args) -> int:
     dataset, code = load_or_explain(args)
     if dataset is None:
         return code
-    if args.out is not None and _inside(args.out, dataset.root):
+    if args.out is not None and is_inside(args.out, dataset.root):
         return fail(f"{args.out}: refusing to write into the dataset directory {dataset.root}")
     table = run_with_bar("Checking masks", iter_qa(dataset, workers=args.workers))
     n_masks = sum(len(lesion.segmentations) for lesion in dataset)
@@ -52,10 +52,3 @@ def run(args) -> int:
         print(f"\nwrote {args.out}")
     return qa_exit_code(table)
 
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
