@@ -1,0 +1,157 @@
+"""The dataset agreement engine: pairs like IMA++'s table, consensus, cache, parallelism, CLI."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iaa_desktop.cli import main
+from iaa_desktop.core.agreement_cache import AgreementCache
+from iaa_desktop.core.agreement_engine import iter_dataset_agreement
+from iaa_desktop.core.consensus import majority_vote, staple
+from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.agreement_tables import PAIRWISE_COLUMNS
+from iaa_desktop.core.lesion_agreement import lesion_agreement
+from iaa_desktop.core.masks import decode_mask
+from iaa_desktop.core.metrics import pair_metrics
+from iaa_desktop.core.progress import run_to_end
+from tests.builders import disk, make_folder, make_imapp, tree_digest, write_mask
+
+
+@pytest.fixture()
+def cache_dir(tmp_path, monkeypatch):
+    path = tmp_path / "cache"
+    monkeypatch.setenv("IAA_DESKTOP_CACHE_DIR", str(path))
+    return path
+
+
+def _run(dataset, **options):
+    return run_to_end(iter_dataset_agreement(dataset, workers=options.pop("workers", 1), **options))
+
+
+def test_pairs_follow_the_imapp_table(tmp_path, cache_dir):
+    dataset = load_dataset(make_imapp(tmp_path / "r"))
+    result = _run(dataset)
+    table = result.pairwise
+    assert list(table.columns) == list(PAIRWISE_COLUMNS)
+    per_image = table.groupby("img_id").size().to_dict()
+    # IMG_1: A00, A01 + the shipped ST, MV -> 6 pairs; IMG_2: four human masks (one a
+    # repeat) + computed ST, MV -> 15 pairs; IMG_3: one human mask -> no pair.
+    assert per_image == {"ISIC_0000001.JPG": 6, "ISIC_0000002.JPG": 15}
+    assert result.consensus_source == {"ISIC_0000001": "dataset", "ISIC_0000002": "computed"}
+    first = table[table["img_id"] == "ISIC_0000001.JPG"]
+    assert list(zip(first["annotator1"], first["annotator2"], strict=True)) == [
+        ("A00", "A01"), ("A00", "ST"), ("A00", "MV"), ("A01", "ST"), ("A01", "MV"), ("ST", "MV")]
+    assert set(first["tool2"]) == {"T2", "ST", "MV"}
+
+
+def test_values_equal_direct_metrics_and_consensus(tmp_path, cache_dir):
+    root = make_imapp(tmp_path / "r")
+    dataset = load_dataset(root)
+    lesion = dataset.lesion("ISIC_0000002")
+    result = lesion_agreement(lesion)
+    masks = [decode_mask(s.mask_path).mask for s in lesion.human_segmentations]
+    table = pd.DataFrame(result.pairs, columns=list(PAIRWISE_COLUMNS))
+    row = table[(table["mask1"] == lesion.segmentations[0].name)
+                & (table["mask2"] == lesion.segmentations[2].name)].iloc[0]
+    expected = pair_metrics(masks[0], masks[2]).as_dict()
+    for column, value in expected.items():
+        assert row[column] == value
+    mv_row = table[(table["mask1"] == lesion.segmentations[0].name) & (table["annotator2"] == "MV")]
+    assert mv_row["dice_score"].iloc[0] == pair_metrics(masks[0], majority_vote(masks)).dice
+    st = staple(masks)
+    assert [r[5] for r in result.staple_rows] == list(st.sensitivity)
+    assert [r[6] for r in result.staple_rows] == list(st.specificity)
+
+
+def test_cache_reuses_and_recomputes_changed_masks(tmp_path, cache_dir):
+    root = make_imapp(tmp_path / "r")
+    first = _run(load_dataset(root))
+    assert (first.computed, first.from_cache) == (3, 0)
+    again = _run(load_dataset(root))
+    assert (again.computed, again.from_cache) == (0, 3)
+    pd.testing.assert_frame_equal(first.pairwise, again.pairwise)
+    pd.testing.assert_frame_equal(first.staple, again.staple)
+    changed = next((root / "segs").glob("ISIC_0000002_A01_*"))
+    write_mask(changed, disk((48, 64), (20, 20), 6))
+    third = _run(load_dataset(root))
+    assert (third.computed, third.from_cache) == (1, 2)
+    diff = third.pairwise.compare(first.pairwise)
+    assert set(third.pairwise.loc[diff.index, "img_id"]) == {"ISIC_0000002.JPG"}
+
+
+def test_corrupt_or_truncated_cache_is_rebuilt(tmp_path, cache_dir):
+    root = make_imapp(tmp_path / "r")
+    _run(load_dataset(root))
+    (cache_file,) = cache_dir.rglob("*.h5")
+    data = cache_file.read_bytes()
+    cache_file.write_bytes(data[: len(data) // 3])
+    result = _run(load_dataset(root))
+    assert (result.computed, result.from_cache) == (3, 0)
+    assert len(AgreementCache(cache_file)) == 3
+    cache_file.write_bytes(b"not hdf5 at all")
+    assert _run(load_dataset(root)).computed == 3
+
+
+def test_parallel_equals_serial_and_progress(tmp_path, cache_dir):
+    dataset = load_dataset(make_imapp(tmp_path / "r"))
+    serial = _run(dataset, cache=None)
+    steps = []
+    parallel = run_to_end(iter_dataset_agreement(dataset, workers=2, cache=None), steps.append)
+    pd.testing.assert_frame_equal(serial.pairwise, parallel.pairwise)
+    assert steps[-1].done == steps[-1].total == 3
+
+
+def test_closing_the_generator_cancels(tmp_path, cache_dir):
+    dataset = load_dataset(make_imapp(tmp_path / "r"))
+    job = iter_dataset_agreement(dataset, workers=1)
+    next(job)
+    job.close()  # what the GUI's Cancel does; the lesion computed so far is cached
+    assert _run(dataset).from_cache == 1
+
+
+def test_bad_masks_are_left_out_and_reported(tmp_path, cache_dir):
+    root = make_folder(tmp_path / "f")
+    (root / "masks" / "R2" / "b.png").write_bytes(b"")
+    write_mask(root / "masks" / "R2" / "a.png", disk((30, 50), (15, 25), 8))  # wrong size
+    result = _run(load_dataset(root))
+    kinds = {(p.image_id, p.kind) for p in result.problems}
+    assert ("b", "empty_file") in kinds and ("a", "size_mismatch") in kinds
+    assert result.pairwise.empty  # no lesion kept two usable human masks
+
+
+def test_metrics_cli_writes_tables_and_maps_outside_the_dataset(tmp_path, cache_dir, capsys):
+    root = make_imapp(tmp_path / "r")
+    before = tree_digest(root)
+    out = tmp_path / "results"
+    assert main(["metrics", str(root), "--out", str(out), "--workers", "1"]) == 0
+    for name in ("pairwise", "image_level", "factor_tool", "intra_inter_skill_level",
+                 "staple_annotators", "problems"):
+        assert (out / f"{name}.csv").is_file(), name
+    pairwise = pd.read_csv(out / "pairwise.csv")
+    assert list(pairwise.columns) == list(PAIRWISE_COLUMNS) and len(pairwise) == 21
+    image_level = pd.read_csv(out / "image_level.csv")
+    assert len(image_level) == 2
+    vote = decode_mask(out / "disagreement" / "ISIC_0000002_vote_fraction.png").mask
+    assert vote is not None and vote.shape == (48, 64)
+    assert (out / "consensus" / "ISIC_0000002_ST.png").is_file()
+    assert "mean IAA" in capsys.readouterr().out
+    assert tree_digest(root) == before
+    assert main(["metrics", str(root), "--out", str(root / "inside")]) == 2
+
+
+def test_metrics_cli_fails_clearly_when_nothing_can_be_computed(tmp_path, cache_dir, capsys):
+    root = make_folder(tmp_path / "f")
+    for mask in (root / "masks" / "R2").iterdir():
+        mask.unlink()
+    assert main(["metrics", str(root), "--out", str(tmp_path / "o"), "--workers", "1"]) == 1
+    assert "no lesion has two readable human masks" in capsys.readouterr().err
+
+
+def test_empty_mask_pairs_follow_the_published_convention(tmp_path, cache_dir):
+    root = make_folder(tmp_path / "f")
+    write_mask(root / "masks" / "R2" / "a.png", np.zeros((40, 50), bool))
+    table = _run(load_dataset(root)).pairwise
+    row = table[(table["img_id"] == "a.png") & (table["annotator1"] == "R1")
+                & (table["annotator2"] == "R2")].iloc[0]
+    assert row["dice_score"] == 0 and row["jaccard_score"] == 0
+    assert np.isnan(row["hd_score"]) and row["hd95_score_normalized"] == 1.0
