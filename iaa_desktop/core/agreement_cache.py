@@ -10,6 +10,7 @@ discarded and rebuilt, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -114,10 +115,8 @@ class AgreementCache:
 
     def _discard(self) -> None:
         self._entries.clear()
-        try:
+        with contextlib.suppress(OSError):
             self.path.unlink()
-        except OSError:
-            pass
 
     def flush(self) -> None:
         """Append pending results to the file (created if needed). Errors are logged, not raised."""

@@ -19,7 +19,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from iaa_desktop.core.agreement_tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.consensus import majority_vote, staple
 from iaa_desktop.core.disagreement import binary_entropy, vote_fraction
 from iaa_desktop.core.masks import decode_mask

@@ -7,9 +7,9 @@ import pytest
 from iaa_desktop.cli import main
 from iaa_desktop.core.agreement_cache import AgreementCache
 from iaa_desktop.core.agreement_engine import iter_dataset_agreement
+from iaa_desktop.core.agreement_tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.consensus import majority_vote, staple
 from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.agreement_tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.lesion_agreement import lesion_agreement
 from iaa_desktop.core.masks import decode_mask
 from iaa_desktop.core.metrics import pair_metrics
