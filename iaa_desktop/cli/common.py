@@ -62,9 +62,9 @@ def resolve_dataset_path(path: Path | None) -> Path:
         return path
     from iaa_desktop.core.demo import demo_dataset_dir
 
-    print("Using the embedded demo dataset (synthetic; generating it on first use).",
-          file=sys.stderr)
-    return demo_dataset_dir()
+    print("Using the embedded demo dataset (synthetic; generated on first use).",
+          file=sys.stderr, flush=True)
+    return demo_dataset_dir(on_progress=ProgressBar("Generating the demo dataset"))
 
 
 def load_or_explain(args):
