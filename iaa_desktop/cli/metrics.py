@@ -58,6 +58,10 @@ def run(args) -> int:
                             columns=["kind", "severity", "message", "path", "image_id"])
     write_table(problems, args.out / "problems.csv")
     if result.pairwise.empty:
+        n_masks = sum(len(lesion.segmentations) for lesion in dataset)
+        if n_masks and (problems["kind"] == "missing_mask").sum() == n_masks:
+            return fail(f"{dataset.root}: none of the {n_masks:,} mask files was found; "
+                        "point at their folder with --masks-dir", 1)
         return fail(
             f"{dataset.root}: nothing could be computed: no lesion has two readable human masks "
             f"({len(problems):,} problems, listed in {args.out / 'problems.csv'})", 1)

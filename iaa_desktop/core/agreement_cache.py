@@ -81,10 +81,16 @@ class AgreementCache:
             with h5py.File(self.path, "r") as h5:
                 if (h5.attrs.get("format_version") != FORMAT_VERSION
                         or h5.attrs.get("engine_version") != ENGINE_VERSION):
-                    raise ValueError("made by another version")
-                tables = {name: self._read_table(h5, name) for name in _TABLES}
+                    log.info("agreement cache %s was made by another version; rebuilding it", self.path)
+                    outdated = True
+                else:
+                    outdated = False
+                    tables = {name: self._read_table(h5, name) for name in _TABLES}
         except (OSError, ValueError, KeyError) as exc:
             log.warning("agreement cache %s is unusable (%s); rebuilding it", self.path, exc)
+            self._discard()
+            return
+        if outdated:
             self._discard()
             return
         pairs, staple_rows, problems = {}, {}, {}

@@ -26,7 +26,7 @@ from iaa_desktop.core.metrics import mask_surface, pair_metrics
 from iaa_desktop.core.model import Lesion, Problem, Segmentation, make_problem
 
 #: Bump when any computed value could change: cached results of older versions are ignored.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 
 STAPLE_COLUMNS = ("img_id", "mask", "annotator", "tool", "skill_level", "sensitivity",
                   "specificity", "iterations")
@@ -78,7 +78,8 @@ def _decode_all(
     decoded = []
     for seg in segs:
         result = decode_mask(seg.mask_path, image_id=lesion.image_id, expected_shape=shape)
-        problems.extend(result.problems)
+        # A missing file was already reported by the loader.
+        problems.extend(p for p in result.problems if p.kind != "missing_mask")
         if result.mask is None:
             continue
         if shape is None:

@@ -155,3 +155,25 @@ def test_empty_mask_pairs_follow_the_published_convention(tmp_path, cache_dir):
                 & (table["annotator2"] == "R2")].iloc[0]
     assert row["dice_score"] == 0 and row["jaccard_score"] == 0
     assert np.isnan(row["hd_score"]) and row["hd95_score_normalized"] == 1.0
+
+
+def test_metrics_cli_says_where_to_point_when_no_mask_file_exists(tmp_path, cache_dir, capsys):
+    root = make_imapp(tmp_path / "r", masks_dir="segs")
+    moved = tmp_path / "elsewhere"
+    (root / "segs").rename(moved)
+    out = tmp_path / "o"
+    assert main(["metrics", str(root), "--out", str(out), "--workers", "1", "--no-maps"]) == 1
+    assert "none of the 9 mask files was found; point at their folder with --masks-dir" in (
+        capsys.readouterr().err)
+    problems = pd.read_csv(out / "problems.csv")
+    assert (problems["kind"] == "missing_mask").sum() == 9  # reported once, by the loader
+    assert main(["metrics", str(root), "--masks-dir", str(moved), "--out", str(out),
+                 "--workers", "1", "--no-maps"]) == 0
+
+
+def test_a_cache_of_another_engine_version_is_rebuilt(tmp_path, cache_dir, monkeypatch):
+    root = make_imapp(tmp_path / "r")
+    _run(load_dataset(root))
+    monkeypatch.setattr("iaa_desktop.core.agreement_cache.ENGINE_VERSION", "0-older")
+    (cache_file,) = cache_dir.rglob("*.h5")
+    assert len(AgreementCache(cache_file)) == 0
