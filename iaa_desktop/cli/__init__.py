@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from iaa_desktop import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("info", "qa", "demo", "metrics", "aggregate")
+COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
