@@ -60,6 +60,9 @@ def add_parser(sub) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes when computing from masks (default: every core, %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="recompute every lesion, cache nothing")
+    parser.add_argument("--lesion-figures", type=int, default=6, metavar="N",
+                        help="from a dataset: overlay, pairwise Dice and disagreement figures of the "
+                             "N lesions with the lowest IAA (default %(default)s; 0 for none)")
     parser.set_defaults(func=run)
 
 
@@ -114,7 +117,28 @@ def _compute_from_dataset(args):
         return fail("interrupted; the lesions computed so far are cached", 130)
     if result.pairwise.empty:
         return fail(f"{dataset.root}: no lesion has two readable human masks: nothing to analyse", 1)
+    args.loaded_dataset = dataset  # for the per-lesion figures
     return result.pairwise, image_metadata_from_dataset(dataset), {"dataset": str(dataset.root)}
+
+
+def _write_lesion_figures(args, result, formats: tuple[str, ...]) -> list[Path]:
+    """Per-lesion figures of the lowest-IAA lesions (dataset mode only)."""
+    dataset = getattr(args, "loaded_dataset", None)
+    if dataset is None or args.lesion_figures <= 0:
+        return []
+    from iaa_desktop.core.figures.lesion_set import write_lesion_figures
+
+    by_file = {(lesion.image_path.name if lesion.image_path else f"{lesion.image_id}.JPG"): lesion
+               for lesion in dataset}
+    lowest = result.image_level.nsmallest(args.lesion_figures, "dice_score_mean")["img_id"]
+    written = []
+    for img_id in lowest:
+        lesion = by_file.get(img_id)
+        if lesion is not None and lesion.image_path is not None:
+            rows = result.pairwise[result.pairwise["img_id"] == img_id]
+            written += write_lesion_figures(lesion, rows, args.out / "lesions", formats=formats,
+                                            dpi=args.dpi)
+    return written
 
 
 def _write_extras(result, stats: dict, out: Path, parameters: dict, formats: tuple[str, ...],
@@ -206,6 +230,7 @@ def run(args) -> int:
         parameters = {**inputs, **result.parameters}
         try:
             paths += _write_extras(result, stats, args.out, parameters, formats, args.dpi)
+            paths += _write_lesion_figures(args, result, formats)
         except (IAAError, OSError, ValueError) as exc:
             print(f"iaa-desktop: warning: figures/HTML report not written ({exc})", file=sys.stderr)
             print(f"wrote {len(paths)} files to {args.out}")
