@@ -13,7 +13,8 @@ from tests.builders import make_imapp, tree_digest
 
 
 def test_pairwise_dice_matrix_is_symmetric_with_unit_diagonal():
-    table = pd.DataFrame({"mask1": ["a", "a", "b"], "mask2": ["b", "c", "c"], "dice_score": [0.5, 0.25, 0.75]})
+    table = pd.DataFrame({"mask1": ["a", "a", "b"], "mask2": ["b", "c", "c"],
+                          "dice_score": [0.5, 0.25, 0.75]})
     values = pairwise_dice_matrix(table, ["a", "b", "c"])
     np.testing.assert_array_equal(values, [[1, 0.5, 0.25], [0.5, 1, 0.75], [0.25, 0.75, 1]])
     assert np.isnan(pairwise_dice_matrix(table.iloc[:1], ["a", "b", "c"])[0, 2])
