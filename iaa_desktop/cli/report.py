@@ -20,6 +20,7 @@ sizes, means, SDs and tests of malignant vs benign and intra vs inter pairs.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import os
@@ -94,14 +95,19 @@ def _load_tables(args):
 
     pairwise = read_pairwise_csv(args.pairwise_metrics)
     metadata = read_table(args.image_metadata, ("benign_malignant",), "image metadata")
+    digest = hashlib.blake2b(digest_size=12)
+    for source in (args.pairwise_metrics, args.image_metadata):
+        digest.update(Path(source).read_bytes())
     return pairwise, metadata, {"pairwise_metrics": str(args.pairwise_metrics),
-                                "image_metadata": str(args.image_metadata)}
+                                "image_metadata": str(args.image_metadata),
+                                "dataset_fingerprint": f"tables:{digest.hexdigest()}"}
 
 
 def _compute_from_dataset(args):
     """(pairwise, metadata, inputs) computed from a dataset's masks, or an exit code."""
     from iaa_desktop.core.agreement_engine import iter_dataset_agreement
     from iaa_desktop.core.analysis import image_metadata_from_dataset
+    from iaa_desktop.core.lesion_agreement import dataset_fingerprint
 
     dataset, code = load_or_explain(args)
     if dataset is None:
@@ -118,7 +124,8 @@ def _compute_from_dataset(args):
     if result.pairwise.empty:
         return fail(f"{dataset.root}: no lesion has two readable human masks: nothing to analyse", 1)
     args.loaded_dataset = dataset  # for the per-lesion figures
-    return result.pairwise, image_metadata_from_dataset(dataset), {"dataset": str(dataset.root)}
+    inputs = {"dataset": str(dataset.root), "dataset_fingerprint": f"masks:{dataset_fingerprint(dataset)}"}
+    return result.pairwise, image_metadata_from_dataset(dataset), inputs
 
 
 def _write_lesion_figures(args, result, formats: tuple[str, ...]) -> list[Path]:

@@ -66,6 +66,15 @@ def lesion_fingerprint(lesion: Lesion, options: str = "") -> str:
     return digest.hexdigest()
 
 
+def dataset_fingerprint(dataset) -> str:
+    """One key for a dataset's masks: changes when any mask's content or name changes."""
+    digest = hashlib.blake2b(digest_size=12)
+    for lesion in dataset:
+        if lesion.segmentations:
+            digest.update(lesion_fingerprint(lesion).encode())
+    return digest.hexdigest()
+
+
 def _expected_shape(lesion: Lesion) -> tuple[int, int] | None:
     return (lesion.height, lesion.width) if lesion.height and lesion.width else None
 

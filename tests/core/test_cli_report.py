@@ -73,7 +73,8 @@ def test_report_from_a_dataset_writes_nothing_into_it(tmp_path, capsys, monkeypa
     assert re.search(r"malignant +n=1 ", printed) and re.search(r"benign +n=1 ", printed)
     stats = json.loads((out / "stats.json").read_text())
     assert set(stats) == STATS_KEYS | {"inputs"}
-    assert stats["inputs"] == {"dataset": str(root)}
+    assert stats["inputs"]["dataset"] == str(root)
+    assert stats["inputs"]["dataset_fingerprint"].startswith("masks:")
     assert stats["factor_matrices"]["annotator"]["levels"] == ["A00", "A01", "A02", "ST", "MV"]
     images = pd.read_csv(out / "images.csv").set_index("image_id")
     assert images.loc["ISIC_0000002", "n_human_masks"] == 4
