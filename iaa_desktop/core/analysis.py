@@ -44,7 +44,9 @@ factor_matrices             factor -> ``levels`` (humans sorted, then ``ST``, ``
                             ``hd95_score_normalized_mean``, ``n_pairs`` (row i, column j <= i;
                             ``null`` above the diagonal, and for the means where no pair exists)
 inputs                      only in the CLI's ``stats.json``: ``pairwise_metrics`` and
-                            ``image_metadata`` paths, or ``dataset`` (its root)
+                            ``image_metadata`` paths, or ``dataset`` (its root); and
+                            ``dataset_fingerprint`` (``masks:`` + a hash of every mask's bytes,
+                            or ``tables:`` + a hash of the two input tables)
 ==========================  =====================================================================
 """
 
