@@ -181,7 +181,7 @@ def _result_summary(result: object) -> pd.DataFrame | None:
     if not rows:
         return None
     frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.name = "Group"
+    frame.columns.name = "Group"  # one header row: the group names label the rows
     return frame.astype({"n": "int64"})
 
 
@@ -244,10 +244,7 @@ def write_html_report(
         if annotation:
             parts.append(f"<p><strong>Test:</strong> {esc(str(annotation))}</p>")
 
-    if stats:
-        parts.append("<h2>Statistics</h2>")
-        parts.append(_key_value_table(flatten_stats(stats), ("Statistic", "Value")))
-
+    # Figures and tables first: a reader looks at those; the full list of statistics follows.
     if figures:
         parts.append("<h2>Figures</h2>")
         parts.extend(_figure_html(str(name), list(paths)) for name, paths in figures.items())
@@ -255,6 +252,10 @@ def write_html_report(
     for name, frame in (tables or {}).items():
         parts.append(f"<h2>{esc(str(name))}</h2>")
         parts.append(_frame_html(frame))
+
+    if stats:
+        parts.append("<h2>All statistics</h2>")
+        parts.append(_key_value_table(flatten_stats(stats), ("Statistic", "Value")))
 
     parts.append("<h2>Parameters</h2>")
     parts.append(_key_value_table(flatten_stats(dict(parameters)), ("Parameter", "Value")))

@@ -151,7 +151,9 @@ def iaa_distribution_figure(iaa_benign: object, iaa_malignant: object, *, annota
         hist_ax.set_xlim(bins[0], bins[-1])
         hist_ax.set_xlabel(IAA_AXIS_LABEL)
         hist_ax.set_ylabel("Density (per unit IAA)")
-        hist_ax.legend(loc="center left", title="Lesions", title_fontsize=7.5)
+        # Above the axes, right of the panel letter: no bar can run under it, whatever the data.
+        hist_ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False,
+                       borderaxespad=0.2, handlelength=1.6, columnspacing=1.0)
         _annotate(hist_ax, annotation, max_chars=70)
         n_lines = wrap_annotation(annotation, 70).count("\n") + 1 if annotation else 0
         # Headroom for the annotation, so that it does not sit on the bars.
