@@ -90,3 +90,20 @@ def is_inside(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def measure_agreement(dataset, args, maps_dir: Path | None = None):
+    """Run the agreement engine with a progress bar: the ``DatasetAgreement``, or an exit code.
+
+    Reads ``args.workers`` and ``args.no_cache``. Ctrl+C stops at the next
+    lesion; what was computed stays in the cache.
+    """
+    from iaa_desktop.core.agreement_engine import iter_dataset_agreement
+
+    options = {"workers": args.workers, "maps_dir": maps_dir}
+    if args.no_cache:
+        options["cache"] = None
+    try:
+        return run_with_bar("Measuring agreement", iter_dataset_agreement(dataset, **options))
+    except KeyboardInterrupt:
+        return fail("interrupted; the lesions computed so far are cached", 130)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, run_with_bar
+from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, measure_agreement
 
 
 def add_parser(sub) -> None:
@@ -34,7 +34,6 @@ def run(args) -> int:
     # Imported here so that `iaa-desktop --help` and the other commands start fast.
     import pandas as pd
 
-    from iaa_desktop.core.agreement_engine import iter_dataset_agreement
     from iaa_desktop.core.agreement_tables import agreement_tables, write_agreement_tables, write_table
     from iaa_desktop.core.errors import IAAError
 
@@ -47,13 +46,9 @@ def run(args) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return fail(f"{args.out}: cannot create the output folder ({exc.strerror})")
-    options = {"workers": args.workers, "maps_dir": None if args.no_maps else args.out}
-    if args.no_cache:
-        options["cache"] = None
-    try:
-        result = run_with_bar("Measuring agreement", iter_dataset_agreement(dataset, **options))
-    except KeyboardInterrupt:
-        return fail("interrupted; the lesions computed so far are cached", 130)
+    result = measure_agreement(dataset, args, maps_dir=None if args.no_maps else args.out)
+    if isinstance(result, int):
+        return result
     problems = pd.DataFrame([p.__dict__ for p in (*dataset.problems, *result.problems)],
                             columns=["kind", "severity", "message", "path", "image_id"])
     write_table(problems, args.out / "problems.csv")

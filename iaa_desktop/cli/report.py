@@ -27,7 +27,7 @@ import os
 import sys
 from pathlib import Path
 
-from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, run_with_bar
+from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, measure_agreement
 
 
 def add_parser(sub) -> None:
@@ -105,7 +105,6 @@ def _load_tables(args):
 
 def _compute_from_dataset(args):
     """(pairwise, metadata, inputs) computed from a dataset's masks, or an exit code."""
-    from iaa_desktop.core.agreement_engine import iter_dataset_agreement
     from iaa_desktop.core.analysis import image_metadata_from_dataset
     from iaa_desktop.core.lesion_agreement import dataset_fingerprint
 
@@ -114,13 +113,9 @@ def _compute_from_dataset(args):
         return code
     if is_inside(args.out, dataset.root):
         return fail(f"{args.out}: refusing to write into the dataset directory {dataset.root}")
-    options = {"workers": args.workers}
-    if args.no_cache:
-        options["cache"] = None
-    try:
-        result = run_with_bar("Measuring agreement", iter_dataset_agreement(dataset, **options))
-    except KeyboardInterrupt:
-        return fail("interrupted; the lesions computed so far are cached", 130)
+    result = measure_agreement(dataset, args)
+    if isinstance(result, int):
+        return result
     if result.pairwise.empty:
         return fail(f"{dataset.root}: no lesion has two readable human masks: nothing to analyse", 1)
     args.loaded_dataset = dataset  # for the per-lesion figures
