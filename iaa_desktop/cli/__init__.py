@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from iaa_desktop import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report")
+COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report", "export-training-set")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
@@ -32,10 +32,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        module_name = f"iaa_desktop.cli.{name.replace('-', '_')}"
         try:
-            module = importlib.import_module(f"iaa_desktop.cli.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"iaa_desktop.cli.{name}":
+            if exc.name != module_name:
                 raise
             continue  # subcommand not built yet
         module.add_parser(sub)
