@@ -1,25 +1,125 @@
-"""``iaa-train RUN_DIR`` / ``python -m trainer RUN_DIR``.
+"""``iaa-train [RUN_SPEC] --data SET.h5 --out RUN_DIR [flags]`` / ``python -m trainer ...``.
 
-Only the entry point exists so far: the training loop, models and data
-pipeline are the subject of issue 6. Until then this says so and exits 2.
+Flags override the spec file. ``--resume`` continues ``RUN_DIR`` from its last
+checkpoint with the spec saved there (flags still override, e.g. ``--epochs``).
+Exit codes: 0 success, 1 the run failed (see the ``error`` event), 2 bad arguments,
+130 interrupted (Ctrl-C or SIGTERM; an ``error`` event says so and ``--resume`` goes on).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from iaa_desktop.core.runs import LOG_FILE, RUN_SPEC_FILE, RunSpec, RunSpecError, append_event, load_spec
+
+# flag -> RunSpec field
+OVERRIDES = {"data": "data", "mode": "mode", "backbone": "backbone", "pretrained": "pretrained",
+             "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "alpha": "alpha", "seed": "seed",
+             "device": "device", "max_steps": "max_steps_per_epoch", "num_workers": "num_workers"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iaa-train", description="Train the IAA regressor or the multi-task diagnosis + IAA classifier.")
+    parser.add_argument("spec", nargs="?", help="run spec JSON (a core.runs.RunSpec); flags override it")
+    parser.add_argument("--data", help="training set .h5 (iaa-desktop export-training-set)")
+    parser.add_argument("--out", required=True,
+                        help="run directory (events.jsonl, summary.csv, checkpoints/)")
+    parser.add_argument("--mode", choices=("regression", "classification", "multitask"))
+    parser.add_argument("--backbone", help="timm model name, e.g. resnet18, efficientnet_b1, mobilenetv2_100")
+    parser.add_argument("--pretrained", help="none | timm | path to a weights file")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int, dest="batch_size")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--alpha", type=float, help="multitask weight of the classification loss")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device", help="auto | cpu | cuda[:N] | mps")
+    parser.add_argument("--max-steps", type=int, dest="max_steps", help="batches per epoch (0: all)")
+    parser.add_argument("--num-workers", type=int, dest="num_workers")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 when sharing cores with a GUI)")
+    parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    return parser
+
+
+def resolve_spec(args: argparse.Namespace) -> RunSpec:
+    """The spec file (or the run's saved spec on --resume, or the defaults), overridden by flags."""
+    saved = Path(args.out) / RUN_SPEC_FILE
+    if args.spec:
+        spec = load_spec(args.spec)
+    elif args.resume and saved.is_file():
+        spec = load_spec(saved)
+    else:
+        spec = RunSpec()
+    overrides = {field: getattr(args, flag) for flag, field in OVERRIDES.items()
+                 if getattr(args, flag) is not None}
+    spec = spec.replace(**overrides)
+    if not spec.data:
+        raise RunSpecError("no training set: give --data SET.h5 or a spec with \"data\"")
+    spec = spec.replace(data=str(Path(spec.data).resolve()))
+    spec.validate()
+    return spec
+
+
+def configure_logging(run_dir: Path) -> list[logging.Handler]:
+    """Log to ``RUN_DIR/train.log`` and stderr; returns the handlers (removed when the run ends).
+
+    Under torchrun only rank 0 writes the log file; the other ranks print warnings and errors.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rank = int(os.environ.get("RANK", "0"))
+    formatter = logging.Formatter(f"%(asctime)s %(levelname)s {'' if rank == 0 else f'rank{rank} '}"
+                                  "%(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if rank == 0:
+        handlers.append(logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8"))
+    else:
+        handlers[0].setLevel(logging.WARNING)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    return handlers
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (the GUI's stop button) ends the run like Ctrl-C: with an error event
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="iaa-train", description="Train the IAA regressor or the multi-task classifier."
-    )
-    parser.add_argument("run_dir", help="run directory holding run.json")
-    parser.parse_args(argv)
-    print("iaa-train: the training backend is not built yet in this version "
-          "(IAA Desktop 0.1 ships the analysis core first).", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    run_dir = Path(args.out)
+    try:
+        spec = resolve_spec(args)
+    except RunSpecError as exc:
+        print(f"iaa-train: {exc}", file=sys.stderr)
+        append_event(run_dir, "error", message=str(exc))
+        return 2
+    handlers = configure_logging(run_dir)
+    try:
+        import torch  # after argument checks: importing torch takes seconds
+
+        from trainer.train import run_training
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return run_training(spec, run_dir, resume=args.resume)
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    finally:
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 if __name__ == "__main__":

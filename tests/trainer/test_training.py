@@ -1,0 +1,250 @@
+"""End-to-end CPU runs of iaa-train (three modes), resume, failures, and iaa-predict on a 32-px demo set."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from iaa_desktop.core import demo
+from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.progress import run_to_end
+from iaa_desktop.core.runs import EVENTS_FILE, load_spec, read_events
+from iaa_desktop.core.training_set import iter_export_training_set
+from trainer import losses
+from trainer import predict as predict_cli
+from trainer.__main__ import main
+from trainer.train import summary_columns
+
+BACKBONE = "resnet10t"
+
+
+@pytest.fixture(scope="module")
+def training_set(tmp_path_factory):
+    """12 demo lesions exported at 32 px: 8 train, 1 val, 3 test (3 malignant in all)."""
+    root = tmp_path_factory.mktemp("set")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IAA_DESKTOP_CACHE_DIR", str(root / "cache"))
+        dataset = load_dataset(demo.write_demo(root / "demo", n_lesions=12))
+        run_to_end(iter_export_training_set(dataset, root / "set.h5", size=32, cache=None, workers=1))
+    return root / "set.h5"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train(training_set, out, *extra):
+    return main(["--data", str(training_set), "--out", str(out), "--backbone", BACKBONE, "--batch-size", "4",
+                 "--max-steps", "2", "--device", "cpu", *extra])
+
+
+def _events(run_dir):
+    events, _ = read_events(run_dir)
+    return events
+
+
+def _summary(run_dir):
+    with open(Path(run_dir) / "summary.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _kinds_in_order(events):
+    kinds = [e["event"] for e in events if e["event"] != "epoch_progress"]
+    collapsed = []
+    for kind in kinds:
+        if not collapsed or collapsed[-1] != kind or kind != "checkpoint_saved":
+            collapsed.append(kind)
+    return collapsed
+
+
+@pytest.mark.parametrize("mode", ["regression", "classification", "multitask"])
+def test_each_mode_trains_and_writes_the_run_directory(training_set, tmp_path, mode):
+    run_dir = tmp_path / "run"
+    assert _train(training_set, run_dir, "--mode", mode, "--epochs", "2") == 0
+
+    events = _events(run_dir)
+    assert _kinds_in_order(events) == ["run_started", "epoch_end", "checkpoint_saved", "epoch_end",
+                                       "checkpoint_saved", "run_finished"]
+    started = events[0]
+    assert started["spec"]["mode"] == mode and started["device"] == "cpu"
+    assert started["n_images"] == {"train": 8, "val": 1, "test": 3}
+    progress = [e for e in events if e["event"] == "epoch_progress"]
+    assert [(e["epoch"], e["batch"], e["batches"]) for e in progress] == [(1, 1, 2), (1, 2, 2), (2, 1, 2),
+                                                                          (2, 2, 2)]
+    saved = [(e["which"], e["epoch"]) for e in events if e["event"] == "checkpoint_saved"]
+    assert saved[0] == ("best", 1) and ("last", 1) in saved and ("last", 2) in saved
+    finished = events[-1]
+    assert finished["best_epoch"] in (1, 2)
+    assert finished["best_metric"] == ("mae" if mode == "regression" else "balanced_accuracy")
+    assert set(finished["test"]) == {c.removeprefix("val_") for c in summary_columns(mode)[3:]}
+
+    rows = _summary(run_dir)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert list(rows[0]) == summary_columns(mode)
+    assert float(rows[0]["lr"]) == pytest.approx(0.01)
+    assert np.isfinite(float(rows[1]["train_loss"]))
+
+    spec = load_spec(run_dir / "run.json")
+    assert spec.mode == mode and spec.backbone == BACKBONE and spec.max_steps_per_epoch == 2
+    assert Path(spec.data).is_absolute()
+    assert "epoch 2/2" in (run_dir / "train.log").read_text()
+
+    folder = run_dir / "checkpoints"
+    for name in ("best", "last"):
+        meta = json.loads((folder / f"{name}.json").read_text())
+        assert meta["backbone"] == BACKBONE and meta["mode"] == mode
+        assert meta["classes"] == ["benign", "malignant"] and meta["input_size"] == 32
+        assert meta["normalization"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+        assert meta["spec"]["mode"] == mode and "metrics" in meta
+        tensors = load_file(folder / f"{name}.safetensors")
+        assert any(k.startswith("backbone.") for k in tensors)
+        assert any(k.startswith("reg_head.") for k in tensors) == (mode != "classification")
+        assert any(k.startswith("cls_head.") for k in tensors) == (mode != "regression")
+    assert json.loads((folder / "last.json").read_text())["epoch"] == 2
+    state = torch.load(folder / "last_state.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["scheduler"]["last_epoch"] == 2
+    assert "momentum_buffer" in next(iter(state["optimizer"]["state"].values()))
+
+
+def test_resume_reproduces_the_uninterrupted_run(training_set, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert _train(training_set, straight, "--mode", "multitask", "--epochs", "2") == 0
+    assert _train(training_set, resumed, "--mode", "multitask", "--epochs", "1") == 0
+    assert _train(training_set, resumed, "--resume", "--epochs", "2") == 0
+
+    a, b = _summary(straight), _summary(resumed)
+    assert [r["epoch"] for r in b] == ["1", "2"]
+    for row_a, row_b in zip(a, b, strict=True):
+        for column in row_a:
+            expected = pytest.approx(float(row_a[column]), rel=1e-6, abs=1e-9, nan_ok=True)
+            assert float(row_b[column]) == expected
+    events = _events(resumed)
+    assert [e.get("resumed_from_epoch") for e in events if e["event"] == "run_started"] == [None, 1]
+    assert load_spec(resumed / "run.json").epochs == 2
+    same = load_file(straight / "checkpoints/last.safetensors")
+    other = load_file(resumed / "checkpoints/last.safetensors")
+    assert all(torch.allclose(same[k].float(), other[k].float(), rtol=1e-5, atol=1e-7) for k in same)
+
+
+def test_resume_with_another_mode_is_refused_and_leaves_the_run(training_set, tmp_path):
+    run_dir = tmp_path / "run"
+    assert _train(training_set, run_dir, "--mode", "regression", "--epochs", "1") == 0
+    assert _train(training_set, run_dir, "--resume", "--mode", "classification", "--epochs", "2") == 1
+    error = _events(run_dir)[-1]
+    assert error["event"] == "error"
+    assert "trained as backbone=resnet10t, mode=regression" in error["message"]
+    assert "mode=classification" in error["message"]
+    assert load_spec(run_dir / "run.json").mode == "regression"
+
+
+def test_resume_without_a_checkpoint_is_an_error(training_set, tmp_path):
+    assert _train(training_set, tmp_path / "empty", "--resume", "--epochs", "1") == 1
+    assert "no last.safetensors" in _events(tmp_path / "empty")[-1]["message"]
+
+
+def test_nan_loss_stops_the_run(training_set, tmp_path, monkeypatch):
+    def nan_loss(self, outputs, iaa, malignant):
+        return outputs["iaa"].sum() * float("nan")
+
+    monkeypatch.setattr(losses.TaskLoss, "forward", nan_loss)
+    run_dir = tmp_path / "run"
+    assert _train(training_set, run_dir, "--mode", "regression", "--epochs", "2") == 1
+    events = _events(run_dir)
+    assert events[-1]["event"] == "error"
+    assert "became nan at batch 1/2" in events[-1]["message"]
+    assert "run_finished" not in {e["event"] for e in events}
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_bad_arguments_exit_2_with_an_error_event(tmp_path):
+    assert main(["--out", str(tmp_path / "run")]) == 2
+    assert "no training set" in _events(tmp_path / "run")[-1]["message"]
+    assert main(["--data", "x.h5", "--out", str(tmp_path / "run2"), "--alpha", "2"]) == 2
+    assert "alpha must lie in [0, 1]" in _events(tmp_path / "run2")[-1]["message"]
+
+
+def test_missing_training_set_and_unknown_backbone_are_error_events(training_set, tmp_path):
+    assert main(["--data", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "a"), "--device", "cpu"]) == 1
+    assert "training set file does not exist" in _events(tmp_path / "a")[-1]["message"]
+    assert main(["--data", str(training_set), "--out", str(tmp_path / "b"), "--backbone", "no_such_net",
+                 "--device", "cpu"]) == 1
+    assert "unknown timm backbone 'no_such_net'" in _events(tmp_path / "b")[-1]["message"]
+
+
+def test_spec_file_with_flag_overrides(training_set, tmp_path):
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps({"data": str(training_set), "mode": "classification",
+                                     "backbone": BACKBONE, "epochs": 5, "batch_size": 4,
+                                     "max_steps_per_epoch": 1, "cls_loss": "ce", "augment": False,
+                                     "num_workers": 1, "device": "cpu"}))
+    run_dir = tmp_path / "run"
+    assert main([str(spec_path), "--out", str(run_dir), "--epochs", "1"]) == 0
+    spec = load_spec(run_dir / "run.json")
+    assert (spec.mode, spec.epochs, spec.cls_loss, spec.augment) == ("classification", 1, "ce", False)
+    assert (run_dir / EVENTS_FILE).is_file()
+
+
+def test_iaa_predict_writes_predictions(training_set, tmp_path):
+    run_dir = tmp_path / "run"
+    assert _train(training_set, run_dir, "--mode", "multitask", "--epochs", "1") == 0
+    out = tmp_path / "predictions.csv"
+    assert predict_cli.main(["--checkpoint", str(run_dir), "--data", str(training_set), "--out", str(out),
+                             "--device", "cpu"]) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["image_id", "split", "iaa_true", "malignant_true", "iaa_pred",
+                                   "malignant_prob"]
+    assert len(frame) == 12 and frame["image_id"].is_unique
+    assert frame["malignant_prob"].between(0, 1).all() and frame["iaa_pred"].notna().all()
+    assert sorted(frame["split"].unique()) == ["test", "train", "val"]
+
+    cams = tmp_path / "cams"
+    assert predict_cli.main(["--checkpoint", str(run_dir / "checkpoints"), "--data", str(training_set),
+                             "--out", str(tmp_path / "p2.csv"), "--device", "cpu", "--cam", "classification",
+                             "--cam-dir", str(cams)]) == 0
+    assert len(list(cams.glob("*_classification_cam.png"))) == 12
+    assert len(list(cams.glob("*_classification_overlay.png"))) == 12
+
+    assert predict_cli.main(["--checkpoint", str(tmp_path / "nowhere"), "--data", str(training_set),
+                             "--out", str(tmp_path / "x.csv"), "--device", "cpu"]) == 1
+
+
+def test_torchrun_two_cpu_processes_agree(training_set, tmp_path):
+    run_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "trainer", "--data", str(training_set), "--out", str(run_dir), "--mode", "multitask",
+               "--backbone", BACKBONE, "--epochs", "2", "--batch-size", "2", "--max-steps", "2",
+               "--device", "cpu", "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = _events(run_dir)
+    kinds = [e["event"] for e in events]
+    assert kinds.count("run_started") == 1 and kinds.count("epoch_end") == 2  # rank 0 alone writes
+    assert events[0]["world_size"] == 2
+    finished = events[-1]
+    assert finished["event"] == "run_finished" and finished["world_size"] == 2 and finished["ranks_agree"]
+    assert [r["epoch"] for r in _summary(run_dir)] == ["1", "2"]
+    assert (run_dir / "checkpoints" / "best.safetensors").is_file()
+
+
+def test_interrupt_ends_with_an_error_event_and_exit_130(training_set, tmp_path, monkeypatch):
+    def interrupted(self, outputs, iaa, malignant):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(losses.TaskLoss, "forward", interrupted)
+    run_dir = tmp_path / "run"
+    assert _train(training_set, run_dir, "--mode", "regression", "--epochs", "1") == 130
+    assert "interrupted" in _events(run_dir)[-1]["message"]
