@@ -61,14 +61,14 @@ def write_cams(model, dataset, table, head: str, out_dir: Path, device) -> int:
     """Write ``<image_id>_<head>_cam.png`` (gray) and ``_overlay.png`` per image; returns the count."""
     import cv2
 
+    from trainer.data import normalize
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    mean = np.array(table.mean, dtype=np.float32)[:, None, None]
-    std = np.array(table.std, dtype=np.float32)[:, None, None]
+    mean, std = dataset.mean.to(device), dataset.std.to(device)
     for item in range(len(dataset)):
         sample = dataset[item]
-        cam = grad_cam(model, sample["image"][None].to(device), head)[0].cpu().numpy()
-        rgb = np.clip((sample["image"].numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
-        rgb = np.ascontiguousarray(rgb.transpose(1, 2, 0))
+        cam = grad_cam(model, normalize(sample["image"][None].to(device), mean, std), head)[0].cpu().numpy()
+        rgb = np.ascontiguousarray(sample["image"].numpy().transpose(1, 2, 0))  # uint8 RGB as stored
         heat = (cam * 255).astype(np.uint8)
         overlay = cv2.addWeighted(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), 0.5,
                                   cv2.applyColorMap(heat, cv2.COLORMAP_JET), 0.5, 0)

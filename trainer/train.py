@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.runs import RUN_SPEC_FILE, SUMMARY_FILE, RunSpec, append_event, save_spec
 from trainer import checkpoints as ckpt
-from trainer.data import H5ImageDataset, TrainingTable, read_table, select_indices
+from trainer.data import H5ImageDataset, TrainingTable, normalize, read_table, select_indices
 from trainer.losses import TaskLoss, class_weights
 from trainer.metrics import is_better, mode_metrics, selection_metric
 from trainer.models import CLASSES, IAAModel, build_model
@@ -85,8 +85,11 @@ def _autocast(device: torch.device, amp: bool):
         else contextlib.nullcontext()
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
+def _to_device(batch: dict, device: torch.device, loader: DataLoader) -> dict:
+    """The batch on ``device``, images normalised there (they travel as uint8)."""
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    dataset = loader.dataset
+    out["image"] = normalize(out["image"], dataset.mean.to(device), dataset.std.to(device))
     if device.type == "cuda":
         out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
     return out
@@ -106,7 +109,7 @@ def train_one_epoch(model: IAAModel, loader: DataLoader, optimizer: torch.optim.
     for step, batch in enumerate(loader, start=1):
         if step > total:
             break
-        batch = _to_device(batch, device)
+        batch = _to_device(batch, device, loader)
         with _autocast(device, amp):
             outputs = model(batch["image"])
             loss = loss_fn(outputs, batch["iaa"], batch["malignant"])
@@ -134,7 +137,7 @@ def predict(model: IAAModel, loader: DataLoader, device: torch.device,
     model.eval()
     parts: dict[str, list] = {"row": [], "iaa_true": [], "malignant_true": [], "iaa_pred": [], "prob": []}
     for batch in loader:
-        batch = _to_device(batch, device)
+        batch = _to_device(batch, device, loader)
         with _autocast(device, amp):
             outputs = model(batch["image"])
         parts["row"].append(batch["row"].cpu().numpy())

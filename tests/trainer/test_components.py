@@ -13,7 +13,7 @@ from scipy import stats
 
 from trainer import checkpoints as ckpt
 from trainer import metrics, models
-from trainer.data import H5ImageDataset, TrainingTable, select_indices, train_augmentation
+from trainer.data import H5ImageDataset, TrainingTable, normalize, select_indices, train_augmentation
 from trainer.losses import FocalLoss, TaskLoss, class_weights, masked_regression_loss
 from trainer.train import resolve_device
 
@@ -138,13 +138,17 @@ def test_select_indices_drops_rows_without_the_mode_labels(tmp_path):
     assert select_indices(table, None, "classification").tolist() == [0, 1, 3, 4]
 
 
-def test_dataset_reads_one_index_normalised_and_pickles_without_its_handle(tmp_path):
+def test_dataset_reads_one_index_as_uint8_normalised_per_batch_and_pickles_without_its_handle(tmp_path):
     table = _table(tmp_path)
     dataset = H5ImageDataset(table, np.array([3, 0]))
     item = dataset[0]
     raw = np.arange(6 * 8 * 8 * 3, dtype=np.uint8).reshape(6, 8, 8, 3)[3]
+    # The loader ships uint8; the batch is normalised on the device with the file's mean/std.
+    assert item["image"].dtype == torch.uint8
+    assert torch.equal(item["image"], torch.from_numpy(raw).permute(2, 0, 1))
     expected = (torch.from_numpy(raw).permute(2, 0, 1).float() / 255 - 0.5) / 0.25
-    assert torch.allclose(item["image"], expected)
+    batch = normalize(item["image"][None], dataset.mean, dataset.std)
+    assert torch.allclose(batch[0], expected)
     assert item["row"].item() == 3 and item["malignant"].item() == 0
     assert item["iaa"].item() == pytest.approx(0.9)
     clone = pickle.loads(pickle.dumps(dataset))  # what a DataLoader worker receives
