@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -127,13 +128,34 @@ def predict_training_set(checkpoint: str | Path, data: str | Path, *, device: st
     return frame
 
 
+def image_folder_training_set(folder: Path, size: int, out_path: Path) -> Path:
+    """A training set (unknown labels and IAA) of every image in ``folder``, for prediction.
+
+    Written with the same export as ``iaa-desktop export-training-set`` (same
+    decoding and resizing), to ``out_path``, which must lie outside ``folder``.
+    """
+    from iaa_desktop.core.io.discover import IMAGE_EXTENSIONS, index_images, list_files
+    from iaa_desktop.core.model import Dataset, Lesion
+    from iaa_desktop.core.progress import run_to_end
+    from iaa_desktop.core.training_set import iter_export_training_set
+
+    by_id, _ = index_images(folder, list_files(folder))
+    if not by_id:
+        raise IAAError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) to predict on")
+    lesions = tuple(Lesion(image_id=path.stem, image_path=path) for path in by_id.values())
+    dataset = Dataset(root=folder, layout="images", lesions=lesions, name=folder.name)
+    run_to_end(iter_export_training_set(dataset, out_path, size=size, cache=None))
+    return out_path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iaa-predict",
                                      description="Predict IAA and/or malignancy with a trained checkpoint.")
     parser.add_argument("--checkpoint", required=True,
                         help="run directory, its checkpoints/ or a .safetensors")
     parser.add_argument("--which", default="best", choices=("best", "last"))
-    parser.add_argument("--data", required=True, help="training set .h5")
+    parser.add_argument("--data", required=True,
+                        help="training set .h5, or a folder of images (resized as the checkpoint expects)")
     parser.add_argument("--out", required=True, help="predictions CSV")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32, dest="batch_size")
@@ -143,9 +165,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        frame = predict_training_set(args.checkpoint, args.data, device=args.device,
-                                     batch_size=args.batch_size, which=args.which, cam=args.cam,
-                                     cam_dir=args.cam_dir or Path(args.out).parent / "cams")
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(args.data)
+            if data.is_dir():
+                from trainer import checkpoints as ckpt
+
+                meta = ckpt.read_metadata(ckpt.resolve_checkpoint(args.checkpoint, args.which))
+                data = image_folder_training_set(data, int(meta.get("input_size") or 224),
+                                                 Path(tmp) / "images.h5")
+            frame = predict_training_set(args.checkpoint, data, device=args.device,
+                                         batch_size=args.batch_size, which=args.which, cam=args.cam,
+                                         cam_dir=args.cam_dir or Path(args.out).parent / "cams")
+            if Path(args.data).is_dir():
+                frame["split"] = ""  # a folder of images has no split
         from trainer.checkpoints import _atomic
 
         _atomic(Path(args.out), lambda temp: frame.to_csv(temp, index=False))

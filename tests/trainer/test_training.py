@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -248,3 +249,27 @@ def test_interrupt_ends_with_an_error_event_and_exit_130(training_set, tmp_path,
     run_dir = tmp_path / "run"
     assert _train(training_set, run_dir, "--mode", "regression", "--epochs", "1") == 130
     assert "interrupted" in _events(run_dir)[-1]["message"]
+
+
+def test_iaa_predict_on_a_folder_of_images(training_set, tmp_path):
+    run_dir = tmp_path / "run"
+    assert _train(training_set, run_dir, "--mode", "regression", "--epochs", "1") == 0
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("lesion a.jpg", "lesion_b.PNG"):
+        cv2.imwrite(str(folder / name), rng.integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    before = sorted(p.name for p in folder.iterdir())
+    out = tmp_path / "folder.csv"
+    assert predict_cli.main(["--checkpoint", str(run_dir), "--data", str(folder), "--out", str(out),
+                             "--device", "cpu"]) == 0
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert sorted(frame["image_id"]) == ["lesion a", "lesion_b"]
+    assert (frame["malignant_true"] == -1).all() and (frame["split"] == "").all()
+    assert frame["iaa_pred"].astype(float).notna().all()
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written into the folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert predict_cli.main(["--checkpoint", str(run_dir), "--data", str(empty), "--out",
+                             str(tmp_path / "none.csv"), "--device", "cpu"]) == 1
