@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Generator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,6 +27,7 @@ from iaa_desktop.core.lesion_agreement import (
     lesion_fingerprint,
 )
 from iaa_desktop.core.model import Dataset, Problem
+from iaa_desktop.core.parallel import bounded_results
 from iaa_desktop.core.progress import Progress
 
 _DEFAULT = object()
@@ -128,25 +129,9 @@ def _store(cache: AgreementCache | None, key: str, result: LesionAgreement) -> N
 def _run_pool(job, lesions, todo, workers, results, cache, total) -> Generator[Progress, None, None]:
     # spawn, not fork: the GUI calls this from a thread of a Qt process, which fork would copy.
     context = multiprocessing.get_context("spawn")
-    window = 4 * workers  # bounded queue: memory stays flat and Cancel is prompt
-    pending: dict[Future, tuple[int, str]] = {}
-    queue = iter(todo)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        try:
-            while True:
-                while len(pending) < window:
-                    item = next(queue, None)
-                    if item is None:
-                        break
-                    pending[pool.submit(job, lesions[item[0]])] = item
-                if not pending:
-                    break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index, key = pending.pop(future)
-                    results[index] = future.result()
-                    _store(cache, key, results[index])
-                    yield Progress(len(results), total, lesions[index].image_id)
-        finally:
-            for future in pending:
-                future.cancel()
+        done = bounded_results(pool, todo, lambda p, item: p.submit(job, lesions[item[0]]), 4 * workers)
+        for (index, key), result in done:
+            results[index] = result
+            _store(cache, key, result)
+            yield Progress(len(results), total, lesions[index].image_id)

@@ -31,7 +31,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -46,6 +46,7 @@ import pandas as pd
 from iaa_desktop.core.errors import IAAError, MaskDecodeError
 from iaa_desktop.core.images import check_pixel_limit, read_bytes_checked, read_header_size
 from iaa_desktop.core.model import Dataset, Lesion, Problem, make_problem
+from iaa_desktop.core.parallel import bounded_results
 from iaa_desktop.core.progress import Progress
 from iaa_desktop.core.splits import (
     DEFAULT_FRACTIONS,
@@ -259,24 +260,11 @@ def _iter_prepared(paths: Sequence[str], size: int, workers: int, parallel: str)
         for index, path in enumerate(paths):
             yield (index, *_prepare_or_reason(path, size))
         return
-    window = 4 * workers  # bounded: memory stays flat and closing the generator is prompt
     with _make_executor(workers, parallel) as pool:
-        pending: deque = deque()
-        queue = iter(enumerate(paths))
-        try:
-            while True:
-                while len(pending) < window:
-                    item = next(queue, None)
-                    if item is None:
-                        break
-                    pending.append((item[0], pool.submit(_prepare_or_reason, item[1], size)))
-                if not pending:
-                    return
-                index, future = pending.popleft()
-                yield (index, *future.result())
-        finally:
-            for _, future in pending:
-                future.cancel()
+        submit = lambda p, item: p.submit(_prepare_or_reason, item[1], size)  # noqa: E731
+        for (index, _), prepared in bounded_results(pool, enumerate(paths), submit, 4 * workers,
+                                                    ordered=True):
+            yield (index, *prepared)
 
 
 def _malignant_code(lesion: Lesion) -> int:
