@@ -1,9 +1,9 @@
-"""The main window: the lesion table beside the lesion view, menus and a status bar.
+"""The main window: the lesion view in the middle, the browser and panels in docks around it.
 
-Loading a dataset and decoding a lesion both run in worker threads
-(``iaa_desktop.gui.workers``); the window only starts them and draws their
-results. A dataset that cannot be read gives a message box and leaves the
-window as it was.
+Loading a dataset, decoding a lesion and analysing the whole dataset run in
+worker threads (``iaa_desktop.gui.workers``); the window only starts them,
+shows their progress (with Cancel) and draws their results. A dataset that
+cannot be read gives a message box and leaves the window as it was.
 """
 
 from __future__ import annotations
@@ -16,24 +16,40 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import PySide6
-from PySide6.QtCore import QByteArray, QSettings, QThreadPool, Signal, qVersion
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QWidget
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, Signal, qVersion
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+)
 
 from iaa_desktop import __version__
+from iaa_desktop.core.browser_table import BrowserData, base_frame
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.model import Dataset
 from iaa_desktop.core.overlay import LesionOverlay
 from iaa_desktop.core.progress import Progress
+from iaa_desktop.gui import recent
 from iaa_desktop.gui.widgets.lesion_table import LesionTable
 from iaa_desktop.gui.widgets.lesion_view import LesionView
-from iaa_desktop.gui.workers import IndexedDataset, dataset_worker, lesion_worker
+from iaa_desktop.gui.workers import IndexedDataset, analysis_worker, dataset_worker, lesion_worker
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "IAA Desktop"
 #: Longest the window waits for running workers when it closes, in ms.
 CLOSE_WAIT_MS = 5000
+#: Bump when docks are added or renamed: an older saved layout is then ignored.
+LAYOUT_VERSION = 2
+LEFT = Qt.DockWidgetArea.LeftDockWidgetArea
+RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
+BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
 
 
 def demo_available() -> bool:
@@ -60,16 +76,28 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
+def dropped_folder(event: QDragEnterEvent | QDropEvent) -> str | None:
+    """The local folder being dragged onto the window, if it is exactly one folder."""
+    urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+    if len(urls) != 1 or not urls[0].isLocalFile():
+        return None
+    path = Path(urls[0].toLocalFile())
+    return str(path) if path.is_dir() else None
+
+
 class MainWindow(QMainWindow):
     """The application window.
 
     Parameters
     ----------
     settings
-        Where the window geometry is kept; the application's default
-        ``QSettings`` when ``None`` (tests pass one backed by a temporary file).
+        Where geometry, dock layout and recent datasets are kept; the
+        application's default ``QSettings`` when ``None`` (tests pass one
+        backed by a temporary file).
     log_path
         The log file, named in messages about unexpected errors.
+    analysis_workers
+        Processes for the dataset analysis (default: every core).
     """
 
     #: An ``IndexedDataset`` was loaded and is shown.
@@ -78,45 +106,61 @@ class MainWindow(QMainWindow):
     dataset_failed = Signal(str)
     #: A lesion's image and outlines are drawn; carries its image id.
     lesion_shown = Signal(str)
+    #: The dataset analysis (agreement + QA) finished; carries the ``DatasetAnalysis``.
+    analysis_ready = Signal(object)
 
     def __init__(self, settings: QSettings | None = None, log_path: Path | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, analysis_workers: int | None = None) -> None:
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
         self.log_path = log_path
+        self.analysis_workers = analysis_workers
         self.dataset: Dataset | None = None
+        self.analysis = None
         self._dataset_worker = None
+        self._dataset_path: str | None = None
+        self._analysis_worker = None
         self._lesion_worker = None
         self._lesion_worker_id: str | None = None
         # Requests are numbered so that a result for an older request is dropped.
         self._lesion_request = 0
         self._lesion_worker_request = 0
         self._wanted_lesion: str | None = None
-        # Until the user moves the splitter (or a saved state exists), fit the table's columns.
-        self._splitter_sized = False
+        self._analysis_request = 0
 
         self.setWindowTitle(APP_NAME)
-        self.table = LesionTable(self)
+        self.setObjectName("main_window")
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
         self.lesion_view = LesionView(self)
-        self.splitter = QSplitter(self)
-        self.splitter.addWidget(self.table)
-        self.splitter.addWidget(self.lesion_view)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setChildrenCollapsible(False)
-        self.splitter.splitterMoved.connect(self._on_splitter_splitter_moved)
-        self.setCentralWidget(self.splitter)
+        self.setCentralWidget(self.lesion_view)
+        self.table = LesionTable(self)
         self.table.lesion_selected.connect(self._on_table_lesion_selected)
+        self.docks: dict[str, QDockWidget] = {}
+        self.browser_dock = self.add_dock("browser", "Lesions", self.table, LEFT)
 
         self._build_menus()
-        self.task_label = QLabel("Ready", self)
-        self.counts_label = QLabel("No dataset open", self)
-        self.problems_label = QLabel("", self)
-        self.statusBar().addWidget(self.task_label, 1)
-        self.statusBar().addPermanentWidget(self.counts_label)
-        self.statusBar().addPermanentWidget(self.problems_label)
+        self._build_status_bar()
         self._restore_geometry()
 
     # -- public API ---------------------------------------------------------
+
+    def add_dock(self, name: str, title: str, widget: QWidget, area: Qt.DockWidgetArea,
+                 tabify_with: str | None = None) -> QDockWidget:
+        """Put ``widget`` in a dock (its layout is saved and restored by ``name``)."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        if tabify_with is not None and tabify_with in self.docks:
+            self.tabifyDockWidget(self.docks[tabify_with], dock)
+        self.docks[name] = dock
+        if hasattr(self, "view_menu"):
+            self.view_menu.addAction(dock.toggleViewAction())
+        return dock
 
     def open_dataset(self, path: str | Path | None) -> bool:
         """Start loading the dataset at ``path`` (the demo dataset when ``None``).
@@ -131,6 +175,7 @@ class MainWindow(QMainWindow):
         self._set_task(f"Loading {what}…")
         self.open_action.setEnabled(False)
         self.open_demo_action.setEnabled(False)
+        self._dataset_path = None if path is None else str(path)
         worker = dataset_worker(path, self._on_dataset_worker_errored)
         worker.returned.connect(self._on_dataset_worker_returned)
         worker.finished.connect(self._on_dataset_worker_finished)
@@ -139,53 +184,127 @@ class MainWindow(QMainWindow):
         return True
 
     def open_default(self) -> None:
-        """Open the demo dataset, or say how to open one when the demo is not available."""
-        if demo_available():
+        """Reopen the last dataset, else the demo, else say how to open one."""
+        last = recent.last_dataset(self.settings)
+        if last is not None:
+            self.open_dataset(last)
+        elif demo_available():
             self.open_dataset(None)
         else:
             self._set_task("No dataset open: use File > Open dataset… (Ctrl+O)")
 
     def is_busy(self) -> bool:
         """Whether a worker is running."""
-        return self._dataset_worker is not None or self._lesion_worker is not None
+        return any(w is not None for w in (self._dataset_worker, self._lesion_worker, self._analysis_worker))
+
+    def cancel_analysis(self) -> None:
+        """Stop the dataset analysis at its next lesion (what is done stays cached)."""
+        if self._analysis_worker is not None:
+            self._set_task("Cancelling the analysis…")
+            self._analysis_worker.quit()
+
+    def show_lesion(self, image_id: str) -> bool:
+        """Make ``image_id`` the current lesion (clearing browser filters that hide it)."""
+        return self.table.select_image(image_id)
 
     # -- building -----------------------------------------------------------
 
+    def _action(self, text: str, slot, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self.open_action = QAction("&Open dataset…", self)
-        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
-        self.open_action.setStatusTip("Open a dataset folder (IMA++ release or folder layout)")
-        self.open_action.triggered.connect(self._on_open_action_triggered)
+        self.open_action = self._action("&Open dataset…", self._on_open_action_triggered,
+                                        QKeySequence.StandardKey.Open,
+                                        "Open a dataset folder (IMA++ release or folder layout)")
         file_menu.addAction(self.open_action)
-        self.open_demo_action = QAction("Open &demo dataset", self)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._on_recent_menu_about_to_show)
+        self.open_demo_action = self._action("Open &demo dataset", self._on_open_demo_action_triggered)
         self.open_demo_action.setEnabled(demo_available())
-        self.open_demo_action.triggered.connect(self._on_open_demo_action_triggered)
         file_menu.addAction(self.open_demo_action)
         file_menu.addSeparator()
-        self.quit_action = QAction("&Quit", self)
-        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
-        self.quit_action.triggered.connect(self.close)
+        self.export_menu = file_menu.addMenu("&Export")
+        self.export_table_action = self._action("Lesion table as &CSV…",
+                                                self._on_export_table_action_triggered,
+                                                tip="Save the browser's rows, as filtered and sorted")
+        self.export_menu.addAction(self.export_table_action)
+        file_menu.addSeparator()
+        self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
         file_menu.addAction(self.quit_action)
 
+        self.view_menu = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.find_action = self._action("&Find lesion", self._on_find_action_triggered, "Ctrl+F",
+                                        "Filter the lesion list")
+        self.view_menu.addAction(self.find_action)
+        self.view_menu.addSeparator()
+
+        self.analysis_menu = self.menuBar().addMenu("&Analysis")
+        self.reanalyse_action = self._action("&Compute agreement and QA",
+                                             self._on_reanalyse_action_triggered, "F5",
+                                             "Compute (or read from the cache) every lesion's agreement")
+        self.analysis_menu.addAction(self.reanalyse_action)
+        self.worst_action = self._action("Go to the &lowest-agreement lesion",
+                                         self._on_worst_action_triggered, "Ctrl+L")
+        self.analysis_menu.addAction(self.worst_action)
+
         help_menu = self.menuBar().addMenu("&Help")
-        self.about_action = QAction("&About IAA Desktop", self)
-        self.about_action.triggered.connect(self._on_about_action_triggered)
+        self.about_action = self._action("&About IAA Desktop", self._on_about_action_triggered)
         help_menu.addAction(self.about_action)
+
+    def _build_status_bar(self) -> None:
+        self.task_label = QLabel("Ready", self)
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop the analysis (what is computed so far is kept in the cache)")
+        self.cancel_button.clicked.connect(self.cancel_analysis)
+        self.counts_label = QLabel("No dataset open", self)
+        self.problems_label = QLabel("", self)
+        bar = self.statusBar()
+        bar.addWidget(self.task_label, 1)
+        bar.addWidget(self.progress_bar)
+        bar.addWidget(self.cancel_button)
+        bar.addPermanentWidget(self.counts_label)
+        bar.addPermanentWidget(self.problems_label)
+        self._show_progress(None)
+
+    def _show_progress(self, progress: Progress | None) -> None:
+        on = progress is not None
+        self.progress_bar.setVisible(on)
+        self.cancel_button.setVisible(on)
+        if on:
+            self.progress_bar.setRange(0, max(progress.total, 1))
+            self.progress_bar.setValue(progress.done)
 
     def _restore_geometry(self) -> None:
         geometry = self.settings.value("main_window/geometry")
-        if isinstance(geometry, QByteArray | bytes) and self.restoreGeometry(geometry):
-            splitter = self.settings.value("main_window/splitter")
-            if isinstance(splitter, QByteArray | bytes):
-                self._splitter_sized = self.splitter.restoreState(splitter)
-            return
-        self.resize(1240, 780)
-        self.splitter.setSizes([540, 700])
+        restored = isinstance(geometry, QByteArray | bytes) and self.restoreGeometry(geometry)
+        if not restored:
+            self.resize(1400, 860)
+        self.restore_layout()
+
+    def restore_layout(self) -> bool:
+        """Restore the saved dock layout (call again after adding docks)."""
+        state = self.settings.value("main_window/state")
+        if isinstance(state, QByteArray | bytes):
+            return self.restoreState(state, LAYOUT_VERSION)
+        self.resizeDocks([self.browser_dock], [560], Qt.Orientation.Horizontal)
+        return False
 
     def _save_geometry(self) -> None:
         self.settings.setValue("main_window/geometry", self.saveGeometry())
-        self.settings.setValue("main_window/splitter", self.splitter.saveState())
+        self.settings.setValue("main_window/state", self.saveState(LAYOUT_VERSION))
         self.settings.sync()
 
     def _set_task(self, text: str) -> None:
@@ -210,6 +329,28 @@ class MainWindow(QMainWindow):
         log.error("unexpected error while %s", doing, exc_info=exc)
         where = f" Details are in the log file {self.log_path}." if self.log_path else ""
         return f"Unexpected error while {doing}: {type(exc).__name__}: {exc}.{where}"
+
+    def _idle_task(self) -> None:
+        if not self.is_busy():
+            self._set_task("Ready")
+
+    # -- dataset analysis ---------------------------------------------------
+
+    def start_analysis(self) -> bool:
+        """Compute agreement and QA of the open dataset in the background (progress bar, Cancel)."""
+        if self.dataset is None or self._analysis_worker is not None:
+            return False
+        self._analysis_request += 1
+        worker = analysis_worker(self.dataset, self._on_analysis_worker_errored, self.analysis_workers)
+        worker.yielded.connect(self._on_analysis_worker_yielded)
+        worker.returned.connect(self._on_analysis_worker_returned)
+        worker.finished.connect(self._on_analysis_worker_finished)
+        self._analysis_worker = worker
+        self._analysis_worker_request = self._analysis_request
+        self._set_task("Computing agreement…")
+        self._show_progress(Progress(0, 1))
+        worker.start()
+        return True
 
     # -- lesions ------------------------------------------------------------
 
@@ -236,9 +377,6 @@ class MainWindow(QMainWindow):
 
     # -- slots --------------------------------------------------------------
 
-    def _on_splitter_splitter_moved(self, _pos: int, _index: int) -> None:
-        self._splitter_sized = True  # the user's choice now; keep it
-
     def _on_open_action_triggered(self) -> None:
         start = str(self.dataset.root.parent) if self.dataset is not None else str(Path.home())
         path = QFileDialog.getExistingDirectory(self, "Open dataset folder", start)
@@ -248,27 +386,80 @@ class MainWindow(QMainWindow):
     def _on_open_demo_action_triggered(self) -> None:
         self.open_dataset(None)
 
+    def _on_recent_menu_about_to_show(self) -> None:
+        self.recent_menu.clear()
+        paths = recent.recent_datasets(self.settings)
+        for i, path in enumerate(paths):
+            action = self.recent_menu.addAction(f"&{i + 1}  {path}")
+            action.triggered.connect(lambda _checked=False, p=path: self.open_dataset(p))
+        if not paths:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
     def _on_about_action_triggered(self) -> None:
         QMessageBox.about(self, f"About {APP_NAME}", about_text())
+
+    def _on_find_action_triggered(self) -> None:
+        self.browser_dock.show()
+        self.browser_dock.raise_()
+        self.table.filter_edit.setFocus()
+        self.table.filter_edit.selectAll()
+
+    def _on_reanalyse_action_triggered(self) -> None:
+        self.start_analysis()
+
+    def _on_worst_action_triggered(self) -> None:
+        from iaa_desktop.core.browser_table import lowest_iaa_image
+
+        data = self.table.data()
+        image_id = lowest_iaa_image(data.frame()) if data is not None else None
+        if image_id is None:
+            self.statusBar().showMessage("No lesion has an IAA yet (it needs 2 or more readable masks)", 6000)
+        else:
+            self.show_lesion(image_id)
+
+    def _on_export_table_action_triggered(self) -> None:
+        from iaa_desktop.core.agreement_tables import write_table
+
+        if self.table.data() is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export the lesion table", "lesions.csv", "CSV (*.csv)")
+        if not path:
+            return
+        frame = self.table.model.frame().iloc[self.table.model.shown_positions()]
+        try:
+            write_table(frame.drop(columns=["tools", "skills"], errors="ignore"), path)
+        except (OSError, IAAError) as exc:
+            QMessageBox.critical(self, "Cannot export the table", f"{path}: {exc}")
+            return
+        self.statusBar().showMessage(f"Saved {len(frame):,} rows to {path}", 6000)
 
     def _on_dataset_worker_returned(self, indexed: IndexedDataset) -> None:
         if self._lesion_worker is not None:
             self._lesion_worker.quit()
+        if self._analysis_worker is not None:
+            self._analysis_worker.quit()
+        self._analysis_request += 1  # drops the old dataset's analysis result
         self._wanted_lesion = None
         self._lesion_request += 1  # drops any result still coming for the old dataset
         self.dataset = indexed.dataset
+        self.analysis = None
         self.lesion_view.clear()
-        self.table.set_frame(indexed.table)
-        if not self._splitter_sized:
-            table_width = min(self.table.preferred_width(), self.width() // 2)
-            self.splitter.setSizes([table_width, max(self.width() - table_width, 1)])
+        self.table.set_data(BrowserData(base_frame(indexed.dataset)))
         self._show_counts(indexed)
         name = indexed.dataset.name or indexed.dataset.root.name
         self.setWindowTitle(f"{name} — {APP_NAME}")
+        if self._dataset_path is None:
+            recent.forget_last(self.settings)
+        else:
+            recent.remember_dataset(self.settings, self._dataset_path)
         self.dataset_loaded.emit(indexed)
         if self.table.row_count() and self.table.current_image_id() is None:
             self.table.select_row(0)  # unless a dataset_loaded slot chose a lesion
         self.table.view.setFocus()
+        if self._analysis_worker is None:
+            self.start_analysis()
+        else:
+            self._restart_analysis = True
 
     def _on_dataset_worker_errored(self, exc: BaseException) -> None:
         message = str(exc) if isinstance(exc, IAAError) else self._unexpected(exc, "opening the dataset")
@@ -280,15 +471,48 @@ class MainWindow(QMainWindow):
         self._dataset_worker = None
         self.open_action.setEnabled(True)
         self.open_demo_action.setEnabled(demo_available())
-        if self._lesion_worker is None and self.task_label.text().startswith("Loading"):
-            self._set_task("Ready")
+        if self.task_label.text().startswith("Loading"):
+            self._idle_task()
+
+    def _on_analysis_worker_yielded(self, progress: Progress) -> None:
+        if self._analysis_worker_request != self._analysis_request:
+            return
+        self._show_progress(progress)
+        self._set_task(f"{progress.message} ({progress.done:,}/{progress.total:,})")
+
+    def _on_analysis_worker_returned(self, analysis) -> None:
+        if self._analysis_worker_request != self._analysis_request or self.dataset is None:
+            return
+        self.analysis = analysis
+        data = self.table.data()
+        if data is not None:
+            self.table.set_data(BrowserData(data.base, analysis.browser_agreement, analysis.qa_flags,
+                                            data.predictions, data.reviews))
+        self.analysis_ready.emit(analysis)
+
+    def _on_analysis_worker_errored(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, IAAError) else self._unexpected(exc, "computing the agreement")
+        self.statusBar().showMessage(message, 10_000)
+
+    def _on_analysis_worker_finished(self) -> None:
+        self._analysis_worker = None
+        self._show_progress(None)
+        if getattr(self, "_restart_analysis", False):
+            self._restart_analysis = False
+            self.start_analysis()
+            return
+        if self.analysis is None and self.dataset is not None:
+            self._set_task("Analysis stopped: F5 computes it again (finished lesions come from the cache)")
+        else:
+            self._idle_task()
 
     def _on_table_lesion_selected(self, image_id: str) -> None:
         if self.dataset is not None:
             self._request_lesion(image_id)
 
     def _on_lesion_worker_yielded(self, progress: Progress) -> None:
-        self._set_task(f"Decoding {progress.message} ({progress.done}/{progress.total})")
+        if self._analysis_worker is None:
+            self._set_task(f"Decoding {progress.message} ({progress.done}/{progress.total})")
 
     def _on_lesion_worker_returned(self, overlay: LesionOverlay) -> None:
         if self._lesion_worker_request != self._lesion_request or self.dataset is None:
@@ -311,13 +535,29 @@ class MainWindow(QMainWindow):
         self._lesion_worker_id = None
         if self._wanted_lesion is not None and finished_request != self._lesion_request:
             self._start_lesion_worker(self._wanted_lesion)
-        elif self._dataset_worker is None:
-            self._set_task("Ready")
+        elif self._analysis_worker is None:
+            self._idle_task()
+
+    # -- Qt events ----------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        if dropped_folder(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        folder = dropped_folder(event)
+        if folder is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_dataset(folder)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self._save_geometry()
         self._wanted_lesion = None
-        for worker in (self._lesion_worker, self._dataset_worker):
+        for worker in (self._lesion_worker, self._dataset_worker, self._analysis_worker):
             if worker is not None:
                 worker.quit()
         # Let workers end before the window (their signals' receiver) goes away.

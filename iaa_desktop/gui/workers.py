@@ -96,3 +96,16 @@ def lesion_worker(lesion: Lesion, on_errored: Callable[[BaseException], None]) -
     """
     return create_worker(_runtime_errors_reported, iter_lesion_overlay(lesion), _start_thread=False,
                          _connect=_connections(on_errored))
+
+
+def analysis_worker(dataset: Dataset, on_errored: Callable[[BaseException], None],
+                    workers: int | None = None) -> GeneratorWorker:
+    """A worker that computes the agreement and QA of a whole dataset; not started.
+
+    It yields ``Progress`` per lesion (``quit()`` stops it there; what was
+    computed stays in the agreement cache) and returns a ``DatasetAnalysis``.
+    """
+    from iaa_desktop.core.dataset_analysis import iter_dataset_analysis
+
+    return create_worker(_runtime_errors_reported, iter_dataset_analysis(dataset, workers=workers),
+                         _start_thread=False, _connect=_connections(on_errored))

@@ -46,7 +46,8 @@ def message_boxes(monkeypatch):
 
 @pytest.fixture
 def window(qtbot, tmp_path, message_boxes):
-    win = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    win = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat),
+                     analysis_workers=1)
     qtbot.addWidget(win)
     win.show()
     return win
@@ -122,9 +123,9 @@ def test_table_sorts_numbers_as_numbers(qtbot):
 def test_filter_box_keeps_matching_rows(qtbot, window, dataset_dir):
     open_and_wait(qtbot, window, dataset_dir)
     window.table.filter_edit.setText("NEVUS")
-    assert table_ids(window) == ["a", "c"]
+    qtbot.waitUntil(lambda: table_ids(window) == ["a", "c"], timeout=2000)  # applied after a pause
     window.table.filter_edit.clear()
-    assert window.table.row_count() == 3
+    qtbot.waitUntil(lambda: window.table.row_count() == 3, timeout=2000)
 
 
 def test_selecting_a_row_draws_one_contour_per_human_annotator(qtbot, window, dataset_dir):
