@@ -9,6 +9,7 @@ Exit codes: 0 success, 1 the run failed (see the ``error`` event), 2 bad argumen
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -21,7 +22,8 @@ from iaa_desktop.core.runs import LOG_FILE, RUN_SPEC_FILE, RunSpec, RunSpecError
 # flag -> RunSpec field
 OVERRIDES = {"data": "data", "mode": "mode", "backbone": "backbone", "pretrained": "pretrained",
              "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "alpha": "alpha", "seed": "seed",
-             "device": "device", "max_steps": "max_steps_per_epoch", "num_workers": "num_workers"}
+             "device": "device", "max_steps": "max_steps_per_epoch", "num_workers": "num_workers",
+             "finetune_from": "finetune_from"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=int, dest="num_workers")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 when sharing cores with a GUI)")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    parser.add_argument("--finetune-from", dest="finetune_from", metavar="SOURCE_RUN",
+                        help="fine-tune from that run's best checkpoint (its backbone and mode; IAA head "
+                             "frozen, classifier trained with focal loss)")
     return parser
 
 
@@ -63,7 +68,21 @@ def resolve_spec(args: argparse.Namespace) -> RunSpec:
         raise RunSpecError("no training set: give --data SET.h5 or a spec with \"data\"")
     spec = spec.replace(data=str(Path(spec.data).resolve()))
     spec.validate()
+    if spec.finetune_from:
+        from trainer.finetune import resolve_finetune_spec  # imports torch: only for fine-tune runs
+
+        in_file = _spec_file_keys(args.spec)
+        spec = resolve_finetune_spec(
+            spec, explicit_backbone=args.backbone is not None or "backbone" in in_file,
+            explicit_mode=args.mode is not None or "mode" in in_file)
     return spec
+
+
+def _spec_file_keys(path: str | None) -> set[str]:
+    """The fields a spec file sets itself (to tell a chosen backbone from the default)."""
+    if not path:
+        return set()
+    return set(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def configure_logging(run_dir: Path) -> list[logging.Handler]:

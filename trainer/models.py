@@ -90,14 +90,23 @@ class IAAModel(nn.Module):
     ``logits``: benign/malignant logits (N, 2), for ``classification`` and ``multitask``.
     """
 
-    def __init__(self, backbone: str, mode: str, pretrained: str = "none") -> None:
+    def __init__(self, backbone: str, mode: str, pretrained: str = "none",
+                 n_classes: int = len(CLASSES)) -> None:
         super().__init__()
         self.backbone_name = backbone
         self.mode = mode
         self.backbone = _create_backbone(backbone, pretrained)
         features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         self.reg_head = make_head(features, 1) if mode in ("regression", "multitask") else None
-        self.cls_head = make_head(features, len(CLASSES)) if mode in ("classification", "multitask") else None
+        self.cls_head = make_head(features, n_classes) if mode in ("classification", "multitask") else None
+        #: Heads kept in eval mode by ``train()`` (fine-tuning freezes the IAA head, BatchNorm included).
+        self.frozen_heads: tuple[str, ...] = ()
+
+    def train(self, mode: bool = True) -> IAAModel:
+        super().train(mode)
+        for name in self.frozen_heads:
+            getattr(self, name).eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.backbone(images)

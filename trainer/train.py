@@ -259,16 +259,23 @@ def setup(spec: RunSpec, run_dir: Path, ddp: Dist | None = None) -> Run:
         torch.cuda.set_device(device)
     table = read_table(spec.data)
     seed_everything(spec.seed)
-    datasets = {split: H5ImageDataset(table, select_indices(table, split, spec.mode),
+    # A fine-tune run trains the classifier alone (trainer.finetune), whatever the source's mode.
+    task = "classification" if spec.finetune_from else spec.mode
+    datasets = {split: H5ImageDataset(table, select_indices(table, split, task),
                                       augment=spec.augment and split == "train")
                 for split in ("train", "val", "test")}
     if len(datasets["train"]) < 2:
         raise TrainingError(f"{table.path}: {len(datasets['train'])} training image(s) with the labels "
-                            f"{spec.mode} needs; at least 2 are required")
+                            f"{task} needs; at least 2 are required")
     weights = class_weights(table.malignant[datasets["train"].indices])
-    loss_fn = TaskLoss(spec.mode, reg_loss=spec.reg_loss, cls_loss=spec.cls_loss,
+    loss_fn = TaskLoss(task, reg_loss=spec.reg_loss, cls_loss=spec.cls_loss,
                        focal_gamma=spec.focal_gamma, alpha=spec.alpha, weight=weights).to(device)
-    net = build_model(spec.backbone, spec.mode, spec.pretrained).to(device)
+    if spec.finetune_from:
+        from trainer.finetune import build_finetune_model
+
+        net = build_finetune_model(spec).to(device)
+    else:
+        net = build_model(spec.backbone, spec.mode, spec.pretrained).to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     model: torch.nn.Module = net
@@ -277,7 +284,8 @@ def setup(spec: RunSpec, run_dir: Path, ddp: Dist | None = None) -> Run:
         model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         sampler = DistributedSampler(datasets["train"], num_replicas=ddp.world, rank=ddp.rank, shuffle=True,
                                      seed=spec.seed, drop_last=True)
-    optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum,
+    trainable = [p for p in model.parameters() if p.requires_grad]  # a fine-tune run's IAA head is frozen
+    optimizer = torch.optim.SGD(trainable, lr=spec.lr, momentum=spec.momentum,
                                 nesterov=spec.nesterov, weight_decay=spec.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.lr_step, gamma=spec.lr_gamma)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")

@@ -59,6 +59,8 @@ PROBLEM_KINDS: Mapping[str, str] = MappingProxyType(
         "unknown_image": "medium",
         "bad_metadata": "medium",
         "unknown_label": "low",
+        "ambiguous_label": "medium",
+        "missing_label": "medium",
     }
 )
 

@@ -53,6 +53,7 @@ class RunSpec:
     ``multitask`` (both; loss = alpha * L_cls + (1 - alpha) * L_reg).
     ``pretrained``: ``none``, ``timm`` (timm's own download) or a weights file.
     ``max_steps_per_epoch``: 0 for whole epochs (tests use 1-2 steps).
+    ``finetune_from``: the study's fine-tune protocol from that run's best checkpoint.
     """
 
     data: str = ""
@@ -76,6 +77,9 @@ class RunSpec:
     device: str = "auto"
     num_workers: int = 0
     max_steps_per_epoch: int = 0
+    #: A run directory (or checkpoint) to fine-tune from: its best weights, IAA head frozen,
+    #: the classifier trained on this run's data (``trainer.finetune``); "" trains from scratch.
+    finetune_from: str = ""
 
     def validate(self) -> None:
         """Raise ``RunSpecError`` naming the first field that is out of range."""
