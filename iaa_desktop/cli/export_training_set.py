@@ -29,6 +29,11 @@ def add_parser(sub) -> None:
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the stratified 70/10/20 split when the metadata has none")
     parser.add_argument("--limit", type=int, metavar="N", help="export only the first N images")
+    parser.add_argument("--exclude-reviewed", action="store_true",
+                        help="leave out the lesions reviewers marked 'exclude' (workspace: --workspace, "
+                             "else the dataset's)")
+    parser.add_argument("--workspace", type=Path, metavar="DIR",
+                        help="the workspace holding the reviews (default: the dataset's)")
     parser.set_defaults(func=run)
 
 
@@ -53,8 +58,19 @@ def run(args) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             return fail(f"{args.out.parent}: cannot create the output folder ({exc.strerror})")
+    excluded: frozenset[str] = frozenset()
+    if args.exclude_reviewed:
+        from iaa_desktop.core.review import excluded_ids
+        from iaa_desktop.core.workspace import Workspace
+        from iaa_desktop.core.workspace_paths import workspace_dir_for
+
+        try:
+            with Workspace.open(args.workspace or workspace_dir_for(dataset.root), read_only=True) as ws:
+                excluded = excluded_ids(ws)
+        except IAAError as exc:
+            return fail(str(exc))
     job = iter_export_training_set(dataset, args.out, size=args.size, iaa=iaa, split_seed=args.split_seed,
-                                  workers=args.workers, limit=args.limit)
+                                  workers=args.workers, limit=args.limit, excluded_ids=excluded)
     try:
         info = run_with_bar("Exporting the training set", job)
     except KeyboardInterrupt:
@@ -67,6 +83,9 @@ def run(args) -> int:
     print(f"  with IAA {info.n_with_iaa:,}; malignant {labels['malignant']:,}, benign {labels['benign']:,}, "
           f"unknown {labels['unknown']:,}")
     print(f"  splits ({info.split_rule}): " + ", ".join(f"{k} {v:,}" for k, v in splits.items()))
+    n_review = int(info.attributes.get("n_review_excluded", 0))
+    print(f"  excluded by review: {n_review:,} lesions" if args.exclude_reviewed
+          else "  excluded by review: none (reviews not applied; --exclude-reviewed applies them)")
     if info.n_without_image:
         print(f"  skipped {info.n_without_image:,} lesions without an image file")
     if info.skipped:

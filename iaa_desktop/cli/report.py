@@ -64,7 +64,29 @@ def add_parser(sub) -> None:
     parser.add_argument("--lesion-figures", type=int, default=6, metavar="N",
                         help="from a dataset: overlay, pairwise Dice and disagreement figures of the "
                              "N lesions with the lowest IAA (default %(default)s; 0 for none)")
+    parser.add_argument("--exclude-reviewed", action="store_true",
+                        help="leave out the lesions reviewers marked 'exclude' (workspace: --workspace, "
+                             "else the dataset's)")
+    parser.add_argument("--workspace", type=Path, metavar="DIR",
+                        help="the workspace holding the reviews (default: the dataset's)")
     parser.set_defaults(func=run)
+
+
+def _review_exclusions(args, inputs: dict) -> frozenset[str] | str:
+    """Image ids marked ``exclude`` in the workspace (and note it in ``inputs``), or an error."""
+    from iaa_desktop.core.review import excluded_ids
+    from iaa_desktop.core.workspace import Workspace
+    from iaa_desktop.core.workspace_paths import workspace_dir_for
+
+    folder = args.workspace
+    if folder is None:
+        if "dataset" not in inputs:
+            return "--exclude-reviewed with published tables needs --workspace DIR"
+        folder = workspace_dir_for(inputs["dataset"])
+    with Workspace.open(folder, read_only=True) as workspace:
+        ids = excluded_ids(workspace)
+    inputs["review_workspace"] = str(folder)
+    return ids
 
 
 def _num(value: float, digits: int = 4) -> str:
@@ -205,9 +227,18 @@ def run(args) -> int:
         if isinstance(loaded, int):
             return loaded
     pairwise, metadata, inputs = loaded
+    reviewed_out: frozenset[str] = frozenset()
+    if args.exclude_reviewed:
+        try:
+            found = _review_exclusions(args, inputs)
+        except IAAError as exc:
+            return fail(str(exc))
+        if isinstance(found, str):
+            return fail(found)
+        reviewed_out = found
     try:
         result = run_analysis(pairwise, metadata, include_indeterminate=args.include_indeterminate,
-                              seed=args.seed, n_boot=args.n_boot)
+                              seed=args.seed, n_boot=args.n_boot, excluded_ids=reviewed_out)
         args.out.mkdir(parents=True, exist_ok=True)
         paths = list(write_analysis_tables(result, args.out).values())
         stats = {**stats_json(result), "inputs": inputs}
@@ -221,6 +252,12 @@ def run(args) -> int:
 
     print(f"IAA (mean Dice of the human-human pairs of an image): {stats['n_images']:,} images, "
           f"{stats['n_human_pairs']:,} human pairs, mean {_num(stats['mean_iaa'] or math.nan)}")
+    if args.exclude_reviewed:
+        shown = ", ".join(result.review_excluded[:10]) + (" ..." if len(result.review_excluded) > 10 else "")
+        print(f"Excluded by review ('exclude' in {inputs['review_workspace']}): "
+              f"{len(result.review_excluded):,} lesions{': ' + shown if shown else ''}")
+    else:
+        print("Excluded by review: none (reviews not applied; --exclude-reviewed applies them)")
     excluded = ", ".join(f"{label} {n:,}" for label, n in result.excluded.items()) or "none"
     _print_comparison(f"Malignant vs benign IAA (excluded: {excluded})", result.malignancy)
     for factor, comparison in result.intra_inter.items():

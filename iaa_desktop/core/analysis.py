@@ -43,6 +43,8 @@ factor_matrices             factor -> ``levels`` (humans sorted, then ``ST``, ``
                             lower-triangular lists ``dice_score_mean``,
                             ``hd95_score_normalized_mean``, ``n_pairs`` (row i, column j <= i;
                             ``null`` above the diagonal, and for the means where no pair exists)
+excluded_by_review          ``n_images`` and ``image_ids`` left out because a reviewer marked them
+                            ``exclude`` (``run_analysis(excluded_ids=...)``; none by default)
 inputs                      only in the CLI's ``stats.json``: ``pairwise_metrics`` and
                             ``image_metadata`` paths, or ``dataset`` (its root); and
                             ``dataset_fingerprint`` (``masks:`` + a hash of every mask's bytes,
@@ -153,6 +155,8 @@ class AnalysisResult:
     factor_tables: dict[str, pd.DataFrame]
     matrices: dict[str, dict[str, pd.DataFrame]]
     parameters: dict[str, object] = field(default_factory=dict)
+    #: Image ids left out because a reviewer marked them ``exclude`` (see ``run_analysis``).
+    review_excluded: tuple[str, ...] = ()
 
     @property
     def iaa_malignant(self) -> np.ndarray:
@@ -383,6 +387,7 @@ def run_analysis(
     include_indeterminate: bool = False,
     seed: int = 0,
     n_boot: int = 10_000,
+    excluded_ids: Iterable[str] = (),
 ) -> AnalysisResult:
     """The full agreement analysis of a pairwise table (see the module docstring).
 
@@ -398,6 +403,10 @@ def run_analysis(
         as malignant (default: exclude them, as every non-benign/malignant label).
     seed, n_boot
         Seed and resamples of the bootstrap CIs.
+    excluded_ids
+        Image ids (with or without the file extension) to leave out entirely,
+        e.g. the lesions reviewers marked ``exclude``; the ones found are listed
+        in ``review_excluded`` (and ``excluded_by_review`` of :func:`stats_json`).
 
     Raises
     ------
@@ -406,6 +415,7 @@ def run_analysis(
     PairwiseTableError
         When the pairwise table lacks columns.
     """
+    pairwise, review_excluded = _drop_excluded(pairwise, excluded_ids)
     image_level = image_level_table(pairwise)
     if image_level.empty:
         raise AnalysisError("pairwise table has no human-human pair: no image has an IAA")
@@ -435,7 +445,21 @@ def run_analysis(
         matrices={factor: factor_matrices(table) for factor, table in tables.items()},
         parameters={"include_indeterminate": bool(include_indeterminate), "seed": int(seed),
                     "n_boot": int(n_boot)},
+        review_excluded=review_excluded,
     )
+
+
+def _drop_excluded(pairwise: pd.DataFrame,
+                   excluded_ids: Iterable[str]) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """``pairwise`` without the rows of excluded images, and the excluded ids that had rows."""
+    excluded = {str(i) for i in excluded_ids}
+    if not excluded or pairwise.empty:
+        return pairwise, ()
+    img_ids = pairwise["img_id"].astype(str)
+    stems = img_ids.map(lambda name: os.path.splitext(name)[0])
+    drop = img_ids.isin(excluded) | stems.isin(excluded)
+    found = tuple(sorted(set(stems[drop])))
+    return pairwise.loc[~drop].reset_index(drop=True), found
 
 
 def stats_json(result: AnalysisResult) -> dict:
@@ -463,6 +487,8 @@ def stats_json(result: AnalysisResult) -> dict:
         "per_annotator": result.per_annotator.to_dict(orient="records"),
         "correlations": {name: r.as_dict() for name, r in result.correlations.items()},
         "factor_matrices": matrices,
+        "excluded_by_review": {"n_images": len(result.review_excluded),
+                               "image_ids": list(result.review_excluded)},
     })
 
 

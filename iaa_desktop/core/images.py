@@ -59,7 +59,9 @@ def read_header_size(path: Path, data: bytes | None = None) -> tuple[int, int]:
     except (OSError, SyntaxError, ValueError) as exc:
         if data is None and Path(path).is_file() and Path(path).stat().st_size == 0:
             raise MaskDecodeError(f"{path}: file is empty (0 bytes)", "empty") from None
-        raise MaskDecodeError(f"{path}: not a readable image ({exc})") from None
+        # Pillow names its BytesIO source, not the file: say what is wrong in words instead.
+        detail = "not a known image format" if isinstance(exc, Image.UnidentifiedImageError) else exc
+        raise MaskDecodeError(f"{path}: not a readable image ({detail})") from None
     return height, width
 
 
@@ -127,5 +129,5 @@ def load_image(path: Path, reduce: int = 1) -> np.ndarray:
     }[reduce]
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if bgr is None:
-        raise MaskDecodeError(f"{path}: not a readable image")
+        raise MaskDecodeError(f"{path}: not a readable image (the header is fine, the pixel data is damaged)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -56,7 +56,7 @@ def _decode_pixels(path: Path, data: bytes) -> np.ndarray:
             return np.asarray(img)
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
-        raise MaskDecodeError(f"{path}: not a readable image")
+        raise MaskDecodeError(f"{path}: not a readable image (the header is fine, the pixel data is damaged)")
     return pixels
 
 

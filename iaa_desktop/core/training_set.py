@@ -21,18 +21,21 @@ Attributes: ``format_version``, ``source`` (dataset path), ``layout``,
 ``resize_method``, ``input_size``, ``channel_order``, ``normalization_mean`` /
 ``normalization_std`` (ImageNet's, what timm backbones expect), ``created`` (UTC
 ISO 8601), ``n_images``, ``split_rule`` (``metadata`` or ``seeded_stratified``),
-``split_seed``, ``split_fractions``, ``iaa_source``, ``n_skipped`` and
-``n_without_image``.
+``split_seed``, ``split_fractions``, ``iaa_source``, ``n_skipped``,
+``n_without_image``, and ``n_review_excluded`` / ``review_excluded`` (how many and
+which lesions were left out because a reviewer marked them ``exclude``; a JSON
+list of image ids, ``[]`` when the reviews were not applied).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -283,6 +286,7 @@ def iter_export_training_set(
     limit: int | None = None,
     parallel: str = "threads",
     cache="default",
+    excluded_ids: Iterable[str] = (),
 ) -> Generator[Progress, None, TrainingSetInfo]:
     """Write ``dataset`` as an HDF5 training set (layout in the module docstring).
 
@@ -313,6 +317,9 @@ def iter_export_training_set(
     cache
         Agreement cache passed to ``iter_dataset_agreement`` (``"default"``: the
         user cache; ``None``: no cache).
+    excluded_ids
+        Image ids to leave out (the lesions reviewers marked ``exclude``); the
+        ones found are recorded in the ``review_excluded`` attribute.
 
     Raises
     ------
@@ -326,8 +333,11 @@ def iter_export_training_set(
         raise TrainingSetError(f"image size must be a positive number of pixels, got {size}")
     _check_destination(dataset, out_path)
     workers = max(1, workers or os.cpu_count() or 1)
-    candidates = [lesion for lesion in dataset if lesion.image_path is not None]
-    n_without_image = len(dataset) - len(candidates)
+    excluded = set(excluded_ids)
+    review_excluded = sorted(lesion.image_id for lesion in dataset if lesion.image_id in excluded)
+    kept = [lesion for lesion in dataset if lesion.image_id not in excluded]
+    candidates = [lesion for lesion in kept if lesion.image_path is not None]
+    n_without_image = len(kept) - len(candidates)
     if limit is not None:
         candidates = candidates[: max(0, limit)]
 
@@ -392,6 +402,8 @@ def iter_export_training_set(
                 "iaa_source": iaa_source,
                 "n_skipped": len(skipped),
                 "n_without_image": n_without_image,
+                "n_review_excluded": len(review_excluded),
+                "review_excluded": json.dumps(review_excluded),
             }
             h5.attrs.update(attributes)
         os.replace(tmp, out_path)

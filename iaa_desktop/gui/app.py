@@ -19,6 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from iaa_desktop import __version__
+from iaa_desktop.gui.pyside_fixes import apply_pyside_workarounds
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def make_excepthook(log_path: Path | None) -> ExceptHook:
 
 def make_application(argv: Sequence[str] | None = None) -> QApplication:
     """The QApplication (created if needed), named so QSettings finds our settings."""
+    apply_pyside_workarounds()
     configure_pyqtgraph()
     app = QApplication.instance()
     if app is None:
@@ -115,19 +117,25 @@ def make_application(argv: Sequence[str] | None = None) -> QApplication:
     return app
 
 
-def main(path: str | None = None) -> int:
+def main(path: str | None = None, screenshot: str | None = None) -> int:
     """Run the desktop app on ``path`` (the demo dataset when ``None``); the exit code.
 
     Parameters
     ----------
     path
         A dataset folder to open at start.
+    screenshot
+        Save the window showing the lowest-IAA lesion to this PNG and exit.
     """
     from iaa_desktop.gui.main_window import MainWindow
 
     log_path = configure_logging()
     app = make_application()
     sys.excepthook = make_excepthook(log_path)
+    if screenshot is not None:
+        from iaa_desktop.gui.screenshot import run_screenshot
+
+        return run_screenshot(app, path, screenshot, log_path)
     window = MainWindow(log_path=log_path)
     window.show()
     if path is None:

@@ -29,7 +29,8 @@ PAIRWISE_CSV = IMAPP_DIR / "IMAplusplus_multiannotator_subset_IAA_metrics.csv"
 METADATA_CSV = IMAPP_DIR / "IMAplusplus_img_metadata.csv"
 
 STATS_KEYS = {"format", "parameters", "n_images", "n_human_pairs", "mean_iaa", "median_iaa",
-              "malignant_vs_benign", "intra_inter", "per_annotator", "correlations", "factor_matrices"}
+              "malignant_vs_benign", "intra_inter", "per_annotator", "correlations", "factor_matrices",
+              "excluded_by_review"}
 
 
 def pairwise_with_labels() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -15,7 +15,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-from iaa_desktop.core.errors import DatasetFormatError
+from iaa_desktop.core.errors import DatasetFormatError, DatasetReadError
 from iaa_desktop.core.io.assemble import MetadataIndex, build_lesion
 from iaa_desktop.core.io.discover import (
     best_folder,
@@ -83,10 +83,15 @@ def load_imapp(
             f"{root}: no IMA++ segmentation metadata (IMAplusplus_seg_metadata.csv) found"
         )
     segs = read_table(seg_csv, SEG_REQUIRED, "segmentation metadata")
-    metadata = MetadataIndex(
-        read_table(img_csv, ("isic_id",), "image metadata") if img_csv else None, img_csv
-    )
     problems: list[Problem] = []
+    img_frame = None
+    if img_csv is not None:
+        try:
+            img_frame = read_table(img_csv, ("isic_id",), "image metadata")
+        except DatasetReadError as exc:  # the masks are still usable without labels
+            problems.append(make_problem("bad_metadata", f"{exc}; labels and sizes ignored", img_csv))
+            img_csv = None
+    metadata = MetadataIndex(img_frame, img_csv)
 
     wanted_masks = set(segs["seg_filename"].dropna().map(str.strip))
     if masks_dir is None:
@@ -168,6 +173,11 @@ def _segmentations(
             problems.append(make_problem(
                 "bad_metadata", f"{seg_csv}: a row lacks its image id or mask file name; skipped",
                 seg_csv, image_id or ""))
+            continue
+        if os.path.basename(name.replace("\\", "/")) != name or name in (".", ".."):
+            problems.append(make_problem(
+                "bad_metadata", f"{seg_csv}: mask file name {name!r} is a path, not a file name "
+                "(it could point outside the masks folder); skipped", seg_csv, image_id))
             continue
         if name in seen:
             problems.append(make_problem(
