@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from iaa_desktop import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report", "export-training-set")
+COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report", "export-training-set", "review",
+            "finetune-compare")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
@@ -43,14 +44,33 @@ def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:
     return parser, set(sub.choices)
 
 
+def _gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iaa-desktop", description="Open the desktop application.")
+    parser.add_argument("path", nargs="?",
+                        help="dataset folder (default: the last one opened, else the demo)")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="open the dataset (the demo when none is given), select the lesion with the "
+                             "lowest IAA, save the window to PNG and exit (works offscreen)")
+    return parser
+
+
+def _is_gui_call(argv: list[str], commands: set[str]) -> bool:
+    """`iaa-desktop`, `iaa-desktop PATH` and `iaa-desktop [PATH] --screenshot PNG` open the GUI."""
+    if not argv:
+        return True
+    if argv[0] == "--screenshot":
+        return True
+    return argv[0] not in commands and not argv[0].startswith("-")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = build_parser()
-    # `iaa-desktop` or `iaa-desktop PATH` opens the GUI; anything else is a subcommand.
-    if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
+    if _is_gui_call(argv, commands):
         from iaa_desktop.cli.gui import launch_gui
 
-        return launch_gui(argv[0] if argv else None)
+        gui_args = _gui_parser().parse_args(argv)
+        return launch_gui(gui_args.path, screenshot=gui_args.screenshot)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

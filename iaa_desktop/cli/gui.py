@@ -9,7 +9,7 @@ GUI_PACKAGES = ("PySide6", "shiboken6", "pyqtgraph", "superqt", "qtpy")
 INSTALL_HINT = 'pip install "iaa-desktop[gui]"'
 
 
-def launch_gui(path: str | None) -> int:
+def launch_gui(path: str | None, screenshot: str | None = None) -> int:
     """Open the desktop app on ``path`` (the demo dataset when ``None``); the exit code.
 
     Returns 2, with a message on stderr, when the GUI packages are not installed.
@@ -28,4 +28,4 @@ def launch_gui(path: str | None) -> int:
             file=sys.stderr,
         )
         return 2
-    return main(path)
+    return main(path, screenshot=screenshot)

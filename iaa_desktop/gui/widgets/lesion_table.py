@@ -228,6 +228,19 @@ class LesionTableModel(QAbstractTableModel):
         return int(rows[0]) if len(rows) else None
 
 
+class _RowTableView(QTableView):
+    """A table whose Home/End go to the first/last row (QTableView's go to the first/last column)."""
+
+    def moveCursor(self, action: QAbstractItemView.CursorAction, modifiers) -> QModelIndex:  # noqa: N802
+        rows = self.model().rowCount() if self.model() is not None else 0
+        cursor = QAbstractItemView.CursorAction
+        if rows and action in (cursor.MoveHome, cursor.MoveEnd):
+            column = max(self.currentIndex().column(), 0)
+            row = 0 if action == cursor.MoveHome else rows - 1
+            return self.model().index(row, column)
+        return super().moveCursor(action, modifiers)
+
+
 _ANY = "Any"
 #: Filter text changes apply after this pause (ms), so typing stays fluid on 15,000 rows.
 FILTER_DELAY_MS = 150
@@ -276,7 +289,7 @@ class LesionTable(QWidget):
         self.clear_selection_button.clicked.connect(self.clear_selection)
         self.count_label = QLabel(self)
 
-        self.view = QTableView(self)
+        self.view = _RowTableView(self)
         self.view.setModel(self.model)
         self.view.setSortingEnabled(True)
         self.view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)

@@ -1,0 +1,227 @@
+"""Main-window features beyond loading: analysis columns, filters, recent list, layout, screenshot."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+pytest.importorskip("superqt")
+
+from PIL import Image  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
+
+from iaa_desktop.gui.main_window import MainWindow  # noqa: E402
+from tests.builders import make_folder, tree_digest  # noqa: E402
+from tests.shared_data import REPO_ROOT  # noqa: E402
+
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(autouse=True)
+def no_dialogs(monkeypatch):
+    for kind in ("critical", "warning", "information", "about"):
+        monkeypatch.setattr(QMessageBox, kind, lambda *args, **kwargs: None)
+
+
+@pytest.fixture
+def settings_path(tmp_path):
+    return str(tmp_path / "settings.ini")
+
+
+def make_window(qtbot, settings_path, workers=1):
+    win = MainWindow(settings=QSettings(settings_path, QSettings.Format.IniFormat), analysis_workers=workers)
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def open_and_analyse(qtbot, window, path):
+    with qtbot.waitSignals([window.dataset_loaded, window.analysis_ready], timeout=TIMEOUT_MS):
+        assert window.open_dataset(path)
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=TIMEOUT_MS)
+
+
+def shown_ids(window):
+    return window.table.shown_image_ids()
+
+
+@pytest.fixture
+def dataset_dir(tmp_path):
+    return make_folder(tmp_path / "ds", shape=(60, 80))
+
+
+def test_analysis_fills_agreement_and_qa_columns(qtbot, settings_path, dataset_dir):
+    before = tree_digest(dataset_dir)
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    columns = window.table.model.column_names()
+    assert {"iaa", "min_pair_dice", "qa_flags"} <= set(columns)
+    frame = window.table.model.frame()
+    assert frame["iaa"].notna().tolist() == [True, True, False]  # c has one annotator
+    model = window.table.model
+    iaa_col = columns.index("iaa")
+    assert model.index(0, iaa_col).data() == f"{frame.loc[0, 'iaa']:.3f}"
+    assert model.index(2, iaa_col).data() == ""
+    assert window.analysis is not None and len(window.analysis.agreement.pairwise) > 0
+    assert tree_digest(dataset_dir) == before
+
+
+def test_filters_sorting_and_plot_selection(qtbot, settings_path, dataset_dir):
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    table = window.table
+    table.malignancy_combo.setCurrentText("malignant")
+    assert shown_ids(window) == ["b"]
+    table.malignancy_combo.setCurrentText("Any")
+    table.annotator_combo.setCurrentText("R2")
+    assert shown_ids(window) == ["a", "b"]
+    table.annotator_combo.setCurrentText("Any")
+    table.iaa_max.setValue(0.99)
+    assert shown_ids(window) == ["a", "b"]
+    table.iaa_max.setValue(1.0)
+    # Sort by IAA descending: the lesion without IAA stays last.
+    iaa_col = table.model.column_names().index("iaa")
+    table.view.sortByColumn(iaa_col, Qt.SortOrder.DescendingOrder)
+    assert shown_ids(window)[-1] == "c"
+    # A selection made in a plot filters the browser until cleared.
+    table.select_lesions(["c", "a"])
+    assert sorted(shown_ids(window)) == ["a", "c"]
+    assert table.clear_selection_button.isVisible()
+    table.clear_selection_button.click()
+    assert len(shown_ids(window)) == 3 and not table.clear_selection_button.isVisible()
+
+
+def test_lowest_agreement_action_selects_the_worst_lesion(qtbot, settings_path, dataset_dir):
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    frame = window.table.model.frame()
+    worst = str(frame.loc[frame["iaa"].idxmin(), "image_id"])
+    window.table.malignancy_combo.setCurrentText("unknown")  # hides everything: the action clears it
+    assert window.worst_action.shortcut().toString() == "Ctrl+L"
+    with qtbot.waitSignal(window.lesion_shown, timeout=TIMEOUT_MS) as shown:
+        window.worst_action.trigger()
+    assert shown.args == [worst]
+    assert window.table.current_image_id() == worst
+
+
+def test_keyboard_home_end_reach_the_ends(qtbot, settings_path, dataset_dir):
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    with qtbot.waitSignal(window.lesion_shown, timeout=TIMEOUT_MS) as shown:
+        qtbot.keyClick(window.table.view, Qt.Key.Key_End)
+    assert shown.args == ["c"]
+    with qtbot.waitSignal(window.lesion_shown, timeout=TIMEOUT_MS) as shown:
+        qtbot.keyClick(window.table.view, Qt.Key.Key_Home)
+    assert shown.args == ["a"]
+
+
+def test_recent_list_and_last_dataset_are_restored(qtbot, settings_path, dataset_dir, tmp_path):
+    other = make_folder(tmp_path / "other", shape=(40, 50))
+    first = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, first, dataset_dir)
+    open_and_analyse(qtbot, first, other)
+    first.recent_menu.aboutToShow.emit()
+    entries = [a.text() for a in first.recent_menu.actions()]
+    assert entries[0].endswith(str(other.resolve())) and entries[1].endswith(str(dataset_dir.resolve()))
+    first.close()
+    second = make_window(qtbot, settings_path)
+    with qtbot.waitSignal(second.dataset_loaded, timeout=TIMEOUT_MS):
+        second.open_default()
+    assert second.dataset.root.resolve() == other.resolve()
+    qtbot.waitUntil(lambda: not second.is_busy(), timeout=TIMEOUT_MS)
+
+
+def test_dock_layout_is_restored(qtbot, settings_path, dataset_dir):
+    first = make_window(qtbot, settings_path)
+    first.browser_dock.setFloating(True)
+    first.close()
+    second = make_window(qtbot, settings_path)
+    assert second.browser_dock.isFloating()
+
+
+def test_dropping_a_folder_opens_it(qtbot, settings_path, dataset_dir):
+    window = make_window(qtbot, settings_path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(dataset_dir))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.dataset_loaded, timeout=TIMEOUT_MS):
+        window.dropEvent(event)
+    assert window.dataset.root.resolve() == dataset_dir.resolve()
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=TIMEOUT_MS)
+
+
+def test_export_table_writes_the_shown_rows(qtbot, settings_path, dataset_dir, tmp_path, monkeypatch):
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    window.table.malignancy_combo.setCurrentText("benign")
+    out = tmp_path / "out" / "lesions.csv"
+    out.parent.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "CSV (*.csv)"))
+    window.export_table_action.trigger()
+    import pandas as pd
+
+    written = pd.read_csv(out)
+    assert written["image_id"].tolist() == ["a", "c"]
+    assert "iaa" in written.columns
+
+
+def test_event_loop_stays_responsive_during_agreement(qtbot, settings_path, monkeypatch, tmp_path):
+    """A 10 ms timer probe: no gap over 100 ms while the demo's agreement is computed."""
+    from iaa_desktop.core.demo import demo_dataset_dir
+
+    demo = demo_dataset_dir()
+    monkeypatch.setenv("IAA_DESKTOP_CACHE_DIR", str(tmp_path / "empty-cache"))  # nothing cached: real work
+    window = make_window(qtbot, settings_path, workers=2)
+    with qtbot.waitSignal(window.dataset_loaded, timeout=TIMEOUT_MS):
+        window.open_dataset(demo)
+    ticks = []
+    probe = QTimer()
+    probe.setInterval(10)
+    probe.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    probe.start()
+    with qtbot.waitSignal(window.analysis_ready, timeout=120_000):
+        pass
+    probe.stop()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert len(ticks) > 20, "the analysis finished too fast to measure"
+    assert max(gaps) < 0.100, f"longest event-loop stall {max(gaps) * 1000:.0f} ms"
+    assert window.analysis.agreement.computed == 60
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=TIMEOUT_MS)
+
+
+def test_cancel_stops_the_analysis_and_f5_resumes(qtbot, settings_path, monkeypatch, tmp_path):
+    from iaa_desktop.core.demo import demo_dataset_dir
+
+    demo = demo_dataset_dir()
+    monkeypatch.setenv("IAA_DESKTOP_CACHE_DIR", str(tmp_path / "cache"))
+    window = make_window(qtbot, settings_path, workers=1)
+    with qtbot.waitSignal(window.dataset_loaded, timeout=TIMEOUT_MS):
+        window.open_dataset(demo)
+    qtbot.waitUntil(lambda: window.progress_bar.value() >= 2, timeout=TIMEOUT_MS)
+    assert window.cancel_button.isVisible()
+    window.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=TIMEOUT_MS)
+    assert window.analysis is None
+    assert "F5" in window.task_label.text()
+    with qtbot.waitSignal(window.analysis_ready, timeout=120_000):
+        window.reanalyse_action.trigger()
+    assert window.analysis.agreement.from_cache >= 2  # what was done before Cancel was kept
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=TIMEOUT_MS)
+
+
+def test_screenshot_option_saves_the_window_of_the_lowest_iaa_lesion(tmp_path, dataset_dir):
+    out = tmp_path / "shots" / "main.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run([sys.executable, "-m", "iaa_desktop", str(dataset_dir), "--screenshot", str(out)],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as image:
+        assert image.size == (1280, 800)
+    assert "lesion a" in result.stdout or "lesion b" in result.stdout  # the two lesions with an IAA
