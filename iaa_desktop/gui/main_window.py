@@ -36,6 +36,7 @@ from iaa_desktop.core.model import Dataset
 from iaa_desktop.core.overlay import LesionOverlay
 from iaa_desktop.core.progress import Progress
 from iaa_desktop.gui import recent
+from iaa_desktop.gui.dataset_panels import DatasetPanels
 from iaa_desktop.gui.widgets.lesion_table import LesionTable
 from iaa_desktop.gui.widgets.lesion_view import LesionView
 from iaa_desktop.gui.workers import IndexedDataset, analysis_worker, dataset_worker, lesion_worker
@@ -134,10 +135,15 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
         self.lesion_view = LesionView(self)
         self.setCentralWidget(self.lesion_view)
+        self.setCorner(Qt.Corner.BottomLeftCorner, LEFT)
+        self.setCorner(Qt.Corner.TopLeftCorner, LEFT)
+        self.setCorner(Qt.Corner.BottomRightCorner, RIGHT)
+        self.setCorner(Qt.Corner.TopRightCorner, RIGHT)
         self.table = LesionTable(self)
         self.table.lesion_selected.connect(self._on_table_lesion_selected)
         self.docks: dict[str, QDockWidget] = {}
         self.browser_dock = self.add_dock("browser", "Lesions", self.table, LEFT)
+        self.panels = DatasetPanels(self)
 
         self._build_menus()
         self._build_status_bar()
@@ -195,7 +201,8 @@ class MainWindow(QMainWindow):
 
     def is_busy(self) -> bool:
         """Whether a worker is running."""
-        return any(w is not None for w in (self._dataset_worker, self._lesion_worker, self._analysis_worker))
+        workers = (self._dataset_worker, self._lesion_worker, self._analysis_worker)
+        return any(w is not None for w in workers) or self.panels.is_busy()
 
     def cancel_analysis(self) -> None:
         """Stop the dataset analysis at its next lesion (what is done stays cached)."""
@@ -299,7 +306,9 @@ class MainWindow(QMainWindow):
         state = self.settings.value("main_window/state")
         if isinstance(state, QByteArray | bytes):
             return self.restoreState(state, LAYOUT_VERSION)
-        self.resizeDocks([self.browser_dock], [560], Qt.Orientation.Horizontal)
+        # Default layout: the browser on the left, the lesion view in the middle, the panels
+        # (pair heatmap, plots, review, problems) as tabs on the right, all full height.
+        self.resizeDocks([self.browser_dock, self.docks["pairs"]], [430, 420], Qt.Orientation.Horizontal)
         return False
 
     def _save_geometry(self) -> None:
@@ -331,7 +340,7 @@ class MainWindow(QMainWindow):
         return f"Unexpected error while {doing}: {type(exc).__name__}: {exc}.{where}"
 
     def _idle_task(self) -> None:
-        if not self.is_busy():
+        if all(w is None for w in (self._dataset_worker, self._lesion_worker, self._analysis_worker)):
             self._set_task("Ready")
 
     # -- dataset analysis ---------------------------------------------------
@@ -444,7 +453,8 @@ class MainWindow(QMainWindow):
         self.dataset = indexed.dataset
         self.analysis = None
         self.lesion_view.clear()
-        self.table.set_data(BrowserData(base_frame(indexed.dataset)))
+        reviews = self.panels.dataset_loaded(indexed.dataset)
+        self.table.set_data(BrowserData(base_frame(indexed.dataset), reviews=reviews))
         self._show_counts(indexed)
         name = indexed.dataset.name or indexed.dataset.root.name
         self.setWindowTitle(f"{name} — {APP_NAME}")
@@ -488,6 +498,7 @@ class MainWindow(QMainWindow):
         if data is not None:
             self.table.set_data(BrowserData(data.base, analysis.browser_agreement, analysis.qa_flags,
                                             data.predictions, data.reviews))
+            self.panels.analysis_ready(analysis, data.base)
         self.analysis_ready.emit(analysis)
 
     def _on_analysis_worker_errored(self, exc: BaseException) -> None:
@@ -509,6 +520,7 @@ class MainWindow(QMainWindow):
     def _on_table_lesion_selected(self, image_id: str) -> None:
         if self.dataset is not None:
             self._request_lesion(image_id)
+            self.panels.lesion_selected(image_id)
 
     def _on_lesion_worker_yielded(self, progress: Progress) -> None:
         if self._analysis_worker is None:
@@ -556,6 +568,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self._save_geometry()
+        self.panels.close()
         self._wanted_lesion = None
         for worker in (self._lesion_worker, self._dataset_worker, self._analysis_worker):
             if worker is not None:

@@ -241,7 +241,6 @@ class _RowTableView(QTableView):
         return super().moveCursor(action, modifiers)
 
 
-_ANY = "Any"
 #: Filter text changes apply after this pause (ms), so typing stays fluid on 15,000 rows.
 FILTER_DELAY_MS = 150
 
@@ -275,11 +274,12 @@ class LesionTable(QWidget):
         self._filter_timer.timeout.connect(self.apply_filters)
         self.filter_edit.textChanged.connect(self._on_filter_edit_text_changed)
 
-        self.malignancy_combo = self._combo("Malignancy", [_ANY, "benign", "malignant", "unknown"])
-        self.annotator_combo = self._combo("Lesions annotated by this annotator", [_ANY])
-        self.tool_combo = self._combo("Lesions with a mask drawn with this tool", [_ANY])
-        self.skill_combo = self._combo("Lesions with a mask by an annotator of this skill", [_ANY])
-        self.review_combo = self._combo("Review status", [_ANY])
+        self.malignancy_combo = self._combo("Malignancy",
+                                            ["Any malignancy", "benign", "malignant", "unknown"])
+        self.annotator_combo = self._combo("Lesions annotated by this annotator", ["Any annotator"])
+        self.tool_combo = self._combo("Lesions with a mask drawn with this tool", ["Any tool"])
+        self.skill_combo = self._combo("Lesions with a mask by an annotator of this skill", ["Any skill"])
+        self.review_combo = self._combo("Review status", ["Any review status"])
         self.iaa_min = self._spin(0.0, "Lowest IAA shown")
         self.iaa_max = self._spin(1.0, "Highest IAA shown")
 
@@ -313,7 +313,8 @@ class LesionTable(QWidget):
         combo = QComboBox(self)
         combo.addItems(items)
         combo.setToolTip(tip)
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(8)
         combo.currentIndexChanged.connect(self.apply_filters)
         return combo
 
@@ -332,19 +333,15 @@ class LesionTable(QWidget):
         row1.addWidget(self.filter_edit, 1)
         row1.addWidget(self.count_label)
         row2 = QHBoxLayout()
-        for label, widget in (("Malignancy", self.malignancy_combo), ("Annotator", self.annotator_combo),
-                              ("Tool", self.tool_combo), ("Skill", self.skill_combo)):
-            row2.addWidget(QLabel(label, self))
-            row2.addWidget(widget)
-        row2.addStretch(1)
+        for widget in (self.malignancy_combo, self.annotator_combo, self.tool_combo):
+            row2.addWidget(widget, 1)
         row3 = QHBoxLayout()
+        row3.addWidget(self.skill_combo, 1)
+        row3.addWidget(self.review_combo, 1)
         row3.addWidget(QLabel("IAA", self))
         row3.addWidget(self.iaa_min)
-        row3.addWidget(QLabel("to", self))
+        row3.addWidget(QLabel("–", self))
         row3.addWidget(self.iaa_max)
-        row3.addWidget(QLabel("Review", self))
-        row3.addWidget(self.review_combo)
-        row3.addStretch(1)
         row4 = QHBoxLayout()
         row4.addWidget(self.selection_label, 1)
         row4.addWidget(self.clear_selection_button)
@@ -393,10 +390,10 @@ class LesionTable(QWidget):
                            ("skill", self.skill_combo)):
             with QSignalBlocker(combo):
                 combo.clear()
-                combo.addItems([_ANY, *choices[key]])
+                combo.addItems([f"Any {key}", *choices[key]])
         with QSignalBlocker(self.review_combo):
             self.review_combo.clear()
-            self.review_combo.addItems([_ANY, *REVIEW_STATUSES])
+            self.review_combo.addItems(["Any review status", *REVIEW_STATUSES])
 
     def _fit_columns(self) -> None:
         self.view.resizeColumnsToContents()
@@ -409,8 +406,8 @@ class LesionTable(QWidget):
 
     def filter_spec(self) -> BrowserFilter:
         def value(combo: QComboBox) -> str:
-            text = combo.currentText()
-            return "" if text == _ANY else text
+            # The first entry of every filter combo is "Any ...": no filter.
+            return "" if combo.currentIndex() <= 0 else combo.currentText()
 
         return BrowserFilter(text=self.filter_edit.text(), malignancy=value(self.malignancy_combo),
                              annotator=value(self.annotator_combo), tool=value(self.tool_combo),

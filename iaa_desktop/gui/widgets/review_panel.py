@@ -89,7 +89,7 @@ class ReviewPanel(QWidget):
         self.status_buttons: dict[str, QPushButton] = {}
         grid = QGridLayout()
         for i, status in enumerate(STATUSES):
-            button = QPushButton(f"{STATUS_LABELS[status]}  ({STATUS_SHORTCUTS[status]})", self)
+            button = QPushButton(f"{STATUS_LABELS[status]}\n{STATUS_SHORTCUTS[status]}", self)
             button.setCheckable(True)
             button.setStyleSheet(f"QPushButton:checked {{ background: {STATUS_COLOURS[status]}; "
                                  "color: black; border: 2px solid #333; "
