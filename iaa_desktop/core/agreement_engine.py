@@ -8,10 +8,8 @@ so far stays in the cache.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Generator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,7 +25,7 @@ from iaa_desktop.core.lesion_agreement import (
     lesion_fingerprint,
 )
 from iaa_desktop.core.model import Dataset, Problem
-from iaa_desktop.core.parallel import bounded_results
+from iaa_desktop.core.parallel import bounded_results, process_pool
 from iaa_desktop.core.progress import Progress
 
 _DEFAULT = object()
@@ -127,9 +125,7 @@ def _store(cache: AgreementCache | None, key: str, result: LesionAgreement) -> N
 
 
 def _run_pool(job, lesions, todo, workers, results, cache, total) -> Generator[Progress, None, None]:
-    # spawn, not fork: the GUI calls this from a thread of a Qt process, which fork would copy.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         done = bounded_results(pool, todo, lambda p, item: p.submit(job, lesions[item[0]]), 4 * workers)
         for (index, key), result in done:
             results[index] = result

@@ -27,11 +27,11 @@ from iaa_desktop.core.overlay import LESION_TABLE_COLUMNS, lesion_table_frame
 #: Header text of every column the browser may show, in display order.
 BROWSER_COLUMNS: dict[str, str] = {
     "image_id": LESION_TABLE_COLUMNS["image_id"],
-    "diagnosis": LESION_TABLE_COLUMNS["diagnosis"],
     "benign_malignant": LESION_TABLE_COLUMNS["benign_malignant"],
-    "annotators": LESION_TABLE_COLUMNS["annotators"],
     "iaa": "IAA",
     "min_pair_dice": "Min pair Dice",
+    "annotators": LESION_TABLE_COLUMNS["annotators"],
+    "diagnosis": LESION_TABLE_COLUMNS["diagnosis"],
     "qa_flags": "QA flags",
     "predicted_iaa": "Predicted IAA",
     "p_malignant": "P(malignant)",

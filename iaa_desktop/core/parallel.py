@@ -7,12 +7,37 @@ keeps memory flat and lets a closed generator stop after the current ones.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
+
+#: Nice increment of pool worker processes: long computations yield the CPU to the GUI.
+BACKGROUND_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """Pool initializer: run this worker process at background priority (where the OS allows it)."""
+    # No os.nice (Windows) or not permitted: run as is.
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(BACKGROUND_NICENESS)
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool for long computations: background priority, and spawn, not fork.
+
+    Spawn because the GUI calls the core from a thread of a Qt process, which fork
+    would copy in an undefined state; background priority because on a machine
+    with few cores the pool would otherwise starve the GUI thread (the event loop
+    must never stall for more than 100 ms).
+    """
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=lower_priority)
 
 
 def bounded_results(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Generator, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -22,6 +21,7 @@ from iaa_desktop.core.errors import MaskDecodeError
 from iaa_desktop.core.images import read_header_size
 from iaa_desktop.core.masks import load_segmentation
 from iaa_desktop.core.model import SEVERITIES, Dataset, Lesion, Problem
+from iaa_desktop.core.parallel import process_pool
 from iaa_desktop.core.progress import Progress
 
 #: QA finding kinds computed from mask pixels, with severity and IMA++'s wording.
@@ -107,7 +107,7 @@ def iter_qa(dataset: Dataset, workers: int = 1) -> Generator[Progress, None, pd.
     lesions = [lesion for lesion in dataset if lesion.segmentations]
     findings = [_problem_finding(p) for p in dataset.problems]
     if workers > 1 and len(lesions) > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             results = pool.map(lesion_findings, lesions, chunksize=8)
             for i, (lesion, found) in enumerate(zip(lesions, results, strict=True)):
                 findings.extend(found)

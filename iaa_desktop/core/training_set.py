@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +49,7 @@ import pandas as pd
 from iaa_desktop.core.errors import IAAError, MaskDecodeError
 from iaa_desktop.core.images import check_pixel_limit, read_bytes_checked, read_header_size
 from iaa_desktop.core.model import Dataset, Lesion, Problem, make_problem
-from iaa_desktop.core.parallel import bounded_results
+from iaa_desktop.core.parallel import bounded_results, process_pool
 from iaa_desktop.core.progress import Progress
 from iaa_desktop.core.splits import (
     DEFAULT_FRACTIONS,
@@ -250,10 +250,9 @@ def _check_destination(dataset: Dataset, out_path: Path) -> None:
 
 def _make_executor(workers: int, parallel: str) -> Executor:
     if parallel == "processes":
-        import multiprocessing
 
         # spawn, not fork: the GUI calls this from a thread of a Qt process.
-        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return process_pool(workers)
     return ThreadPoolExecutor(workers, thread_name_prefix="training-set")
 
 

@@ -143,9 +143,7 @@ class DatasetPanels(QObject):
         self.window.statusBar().showMessage(message, 10_000)
 
     def _on_heatmap_pair_clicked(self, pair) -> None:
-        view = self.window.lesion_view
-        if hasattr(view, "show_pair"):
-            view.show_pair(*pair.keys)
+        self.window.lesion_view.show_mask_pair(pair)
 
     def _on_plots_lesions_selected(self, image_ids: list) -> None:
         if image_ids:

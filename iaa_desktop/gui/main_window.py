@@ -33,13 +33,14 @@ from iaa_desktop import __version__
 from iaa_desktop.core.browser_table import BrowserData, base_frame
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.model import Dataset
-from iaa_desktop.core.overlay import LesionOverlay
 from iaa_desktop.core.progress import Progress
 from iaa_desktop.gui import recent
 from iaa_desktop.gui.dataset_panels import DatasetPanels
+from iaa_desktop.gui.lesion_workers import LesionLoader
+from iaa_desktop.gui.widgets.lesion_batch_export import LesionBatchExport
 from iaa_desktop.gui.widgets.lesion_table import LesionTable
 from iaa_desktop.gui.widgets.lesion_view import LesionView
-from iaa_desktop.gui.workers import IndexedDataset, analysis_worker, dataset_worker, lesion_worker
+from iaa_desktop.gui.workers import IndexedDataset, analysis_worker, dataset_worker
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +122,7 @@ class MainWindow(QMainWindow):
         self._dataset_worker = None
         self._dataset_path: str | None = None
         self._analysis_worker = None
-        self._lesion_worker = None
-        self._lesion_worker_id: str | None = None
-        # Requests are numbered so that a result for an older request is dropped.
-        self._lesion_request = 0
-        self._lesion_worker_request = 0
-        self._wanted_lesion: str | None = None
+        # Requests are numbered so that a result for an older dataset is dropped.
         self._analysis_request = 0
 
         self.setWindowTitle(APP_NAME)
@@ -135,6 +131,14 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
         self.lesion_view = LesionView(self)
         self.setCentralWidget(self.lesion_view)
+        self.lesion_loader = LesionLoader(parent=self)
+        self.lesion_loader.loading.connect(self._on_lesion_loader_loading)
+        self.lesion_loader.preview.connect(self.lesion_view.show_preview)
+        self.lesion_loader.loaded.connect(self._on_lesion_loader_loaded)
+        self.lesion_loader.failed.connect(self._on_lesion_loader_failed)
+        self.lesion_view.staple_requested.connect(self.lesion_loader.request_staple)
+        self.batch_export = LesionBatchExport(self)
+        self.batch_export.done.connect(self._on_batch_export_done)
         self.setCorner(Qt.Corner.BottomLeftCorner, LEFT)
         self.setCorner(Qt.Corner.TopLeftCorner, LEFT)
         self.setCorner(Qt.Corner.BottomRightCorner, RIGHT)
@@ -201,8 +205,9 @@ class MainWindow(QMainWindow):
 
     def is_busy(self) -> bool:
         """Whether a worker is running."""
-        workers = (self._dataset_worker, self._lesion_worker, self._analysis_worker)
-        return any(w is not None for w in workers) or self.panels.is_busy()
+        workers = (self._dataset_worker, self._analysis_worker)
+        return (any(w is not None for w in workers) or self.lesion_loader.is_busy()
+                or self.panels.is_busy())
 
     def cancel_analysis(self) -> None:
         """Stop the dataset analysis at its next lesion (what is done stays cached)."""
@@ -243,6 +248,15 @@ class MainWindow(QMainWindow):
                                                 self._on_export_table_action_triggered,
                                                 tip="Save the browser's rows, as filtered and sorted")
         self.export_menu.addAction(self.export_table_action)
+        self.export_view_action = self._action("Lesion &view as PNG, SVG or PDF…",
+                                               self._on_export_view_action_triggered, "Ctrl+E",
+                                               "Save the lesion view as shown, with its legend")
+        self.export_menu.addAction(self.export_view_action)
+        self.export_figures_action = self._action("Overlay &figures of the listed lesions…",
+                                                  self._on_export_figures_action_triggered, "Ctrl+Shift+E",
+                                                  "One journal-style overlay figure per lesion listed in "
+                                                  "the browser (progress, Cancel)")
+        self.export_menu.addAction(self.export_figures_action)
         file_menu.addSeparator()
         self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
         file_menu.addAction(self.quit_action)
@@ -308,7 +322,7 @@ class MainWindow(QMainWindow):
             return self.restoreState(state, LAYOUT_VERSION)
         # Default layout: the browser on the left, the lesion view in the middle, the panels
         # (pair heatmap, plots, review, problems) as tabs on the right, all full height.
-        self.resizeDocks([self.browser_dock, self.docks["pairs"]], [430, 420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.browser_dock, self.docks["pairs"]], [380, 430], Qt.Orientation.Horizontal)
         return False
 
     def _save_geometry(self) -> None:
@@ -340,7 +354,8 @@ class MainWindow(QMainWindow):
         return f"Unexpected error while {doing}: {type(exc).__name__}: {exc}.{where}"
 
     def _idle_task(self) -> None:
-        if all(w is None for w in (self._dataset_worker, self._lesion_worker, self._analysis_worker)):
+        # Lesion decoding is shown in the lesion view itself, not as the window's task.
+        if self._dataset_worker is None and self._analysis_worker is None:
             self._set_task("Ready")
 
     # -- dataset analysis ---------------------------------------------------
@@ -364,25 +379,13 @@ class MainWindow(QMainWindow):
     # -- lesions ------------------------------------------------------------
 
     def _request_lesion(self, image_id: str) -> None:
-        """Show ``image_id``: the newest request wins, one decode at a time."""
-        self._wanted_lesion = image_id
-        self._lesion_request += 1
-        self.lesion_view.show_loading(image_id)
-        if self._lesion_worker is not None:
-            self._lesion_worker.quit()  # stops at its next file; finished starts the wanted one
-            return
-        self._start_lesion_worker(image_id)
-
-    def _start_lesion_worker(self, image_id: str) -> None:
-        assert self.dataset is not None
-        worker = lesion_worker(self.dataset.lesion(image_id), self._on_lesion_worker_errored)
-        worker.yielded.connect(self._on_lesion_worker_yielded)
-        worker.returned.connect(self._on_lesion_worker_returned)
-        worker.finished.connect(self._on_lesion_worker_finished)
-        self._lesion_worker = worker
-        self._lesion_worker_id = image_id
-        self._lesion_worker_request = self._lesion_request
-        worker.start()
+        """Show ``image_id`` (from the cache at once, else decoded; the newest request wins)."""
+        self.lesion_loader.request(image_id)
+        # Decode the neighbours ahead, so that arrow keys find them ready.
+        ids = self.table.shown_image_ids()
+        row = self.table.model.row_of(image_id)
+        if row is not None:
+            self.lesion_loader.prefetch([ids[r] for r in (row + 1, row - 1) if 0 <= r < len(ids)])
 
     # -- slots --------------------------------------------------------------
 
@@ -443,13 +446,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saved {len(frame):,} rows to {path}", 6000)
 
     def _on_dataset_worker_returned(self, indexed: IndexedDataset) -> None:
-        if self._lesion_worker is not None:
-            self._lesion_worker.quit()
         if self._analysis_worker is not None:
             self._analysis_worker.quit()
         self._analysis_request += 1  # drops the old dataset's analysis result
-        self._wanted_lesion = None
-        self._lesion_request += 1  # drops any result still coming for the old dataset
+        self.lesion_loader.set_dataset(indexed.dataset)  # drops what was coming for the old one
         self.dataset = indexed.dataset
         self.analysis = None
         self.lesion_view.clear()
@@ -522,33 +522,49 @@ class MainWindow(QMainWindow):
             self._request_lesion(image_id)
             self.panels.lesion_selected(image_id)
 
-    def _on_lesion_worker_yielded(self, progress: Progress) -> None:
-        if self._analysis_worker is None:
-            self._set_task(f"Decoding {progress.message} ({progress.done}/{progress.total})")
+    def _on_lesion_loader_loading(self, image_id: str) -> None:
+        self.lesion_view.show_loading(image_id)
 
-    def _on_lesion_worker_returned(self, overlay: LesionOverlay) -> None:
-        if self._lesion_worker_request != self._lesion_request or self.dataset is None:
-            return  # a stale result: the user has moved on
-        self.lesion_view.show_overlay(overlay, self.dataset.lesion(overlay.image_id))
-        self.lesion_shown.emit(overlay.image_id)
-
-    def _on_lesion_worker_errored(self, exc: BaseException) -> None:
-        if self._lesion_worker_request != self._lesion_request:
-            log.info("error for a lesion no longer wanted", exc_info=exc)
+    def _on_lesion_loader_loaded(self, display) -> None:
+        if self.dataset is None:
             return
-        image_id = self._lesion_worker_id or "?"
-        message = str(exc) if isinstance(exc, IAAError) else self._unexpected(exc, f"decoding {image_id}")
+        self.lesion_view.show_overlay(display, self.dataset.lesion(display.image_id))
+        self._idle_task()
+        self.lesion_shown.emit(display.image_id)
+
+    def _on_lesion_loader_failed(self, image_id: str, message: str) -> None:
+        if image_id != self.table.current_image_id():
+            return  # a lesion decoded ahead, not the one on screen
         self.lesion_view.clear(f"{image_id}: {message}")
         self.statusBar().showMessage(message, 10_000)
+        self._idle_task()
 
-    def _on_lesion_worker_finished(self) -> None:
-        finished_request = self._lesion_worker_request
-        self._lesion_worker = None
-        self._lesion_worker_id = None
-        if self._wanted_lesion is not None and finished_request != self._lesion_request:
-            self._start_lesion_worker(self._wanted_lesion)
-        elif self._analysis_worker is None:
-            self._idle_task()
+    def _on_export_view_action_triggered(self) -> None:
+        if self.lesion_view.image_id is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export the lesion view", f"{self.lesion_view.image_id}.png",
+            "PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)")
+        if not path:
+            return
+        try:
+            self.lesion_view.export(path)
+        except (OSError, IAAError, ValueError) as exc:
+            QMessageBox.critical(self, "Cannot export the lesion view", f"{path}: {exc}")
+            return
+        self.statusBar().showMessage(f"Saved {path}", 6000)
+
+    def _on_export_figures_action_triggered(self) -> None:
+        if self.dataset is not None:
+            self.batch_export.ask_and_start(self.dataset, self.table.shown_image_ids())
+
+    def _on_batch_export_done(self, result) -> None:
+        if result is not None:
+            skipped = f", {len(result.skipped)} skipped (see the log)" if result.skipped else ""
+            for image_id, reason in result.skipped:
+                log.warning("figure of %s not written: %s", image_id, reason)
+            self.statusBar().showMessage(
+                f"Wrote {len(result.written)} figure file(s) to {result.out_dir}{skipped}", 10_000)
 
     # -- Qt events ----------------------------------------------------------
 
@@ -569,8 +585,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self._save_geometry()
         self.panels.close()
-        self._wanted_lesion = None
-        for worker in (self._lesion_worker, self._dataset_worker, self._analysis_worker):
+        self.lesion_loader.cancel()
+        for worker in (self._dataset_worker, self._analysis_worker):
             if worker is not None:
                 worker.quit()
         # Let workers end before the window (their signals' receiver) goes away.

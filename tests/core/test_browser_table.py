@@ -35,7 +35,8 @@ def test_agreement_columns_use_human_pairs_only():
 
 def test_qa_flags_list_kinds_most_severe_first_once_each():
     qa = pd.DataFrame({"image_id": ["x", "x", "x", "y", ""],
-                       "kind": ["touches_border", "empty_mask", "empty_mask", "disconnected_regions", "bad_csv"],
+                       "kind": ["touches_border", "empty_mask", "empty_mask", "disconnected_regions",
+                                "bad_csv"],
                        "severity": ["low", "high", "high", "medium", "high"]})
     flags = qa_flag_column(qa)
     assert flags["x"] == "empty_mask, touches_border"

@@ -269,6 +269,7 @@ class AgreementPlots(QWidget):
         self.tabs.addTab(self._with_bar(self.scatter, ("x:", self.column_combo)), "Scatter")
 
         self.selection_label = QLabel("", self)
+        self.selection_label.setWordWrap(True)  # never wider than the dock
         self.clear_button = QPushButton("Clear selection", self)
         self.clear_button.setEnabled(False)
         self.export_button = make_export_button(self, self.current_plot, self._export_name, self.table)

@@ -366,10 +366,11 @@ class LesionTable(QWidget):
         if first:
             self._selection = None
             self._fill_choices(frame)
+        new_columns = visible != self.model.column_names()
         self.model.set_frame(frame, visible, filter_mask(frame, self.filter_spec()))
-        if first:
-            self._fit_columns()  # a new dataset: nothing is current until the window chooses
-        else:
+        if first or new_columns:
+            self._fit_columns()
+        if not first:  # a new dataset: nothing is current until the window chooses
             self._restore_current(current)
         self._show_selection_bar()
 

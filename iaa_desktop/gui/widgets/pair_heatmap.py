@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtGui import QFont, QFontMetrics, QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QGraphicsItem,
     QGraphicsRectItem,
+    QGraphicsSimpleTextItem,
     QHBoxLayout,
     QLabel,
     QVBoxLayout,
@@ -67,6 +69,23 @@ def style_plot(plot: pg.PlotItem) -> None:
         axis.enableAutoSIPrefix(False)  # "IAA (x0.001)" with ticks 950... is no way to label a Dice
 
 
+class _CellText(QGraphicsSimpleTextItem):
+    """A cell's value, centred in the cell at a fixed screen size whatever the zoom."""
+
+    def __init__(self, text: str, colour: str, font: QFont, row: int, column: int,
+                 parent: QGraphicsRectItem) -> None:
+        super().__init__(text, parent)
+        self.setFont(font)
+        self.setBrush(pg.mkBrush(colour))
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        bounds = self.boundingRect()
+        self.setPos(column + 0.5, row + 0.5)
+        self.setTransform(QTransform.fromTranslate(-bounds.width() / 2, -bounds.height() / 2))
+
+    def toPlainText(self) -> str:  # noqa: N802 (the name pyqtgraph's TextItem uses)
+        return self.text()
+
+
 class HeatmapPlot(pg.GraphicsLayoutWidget):
     """A matrix of coloured cells with their values printed, a colour bar and a caption.
 
@@ -86,14 +105,19 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.getViewBox().setDefaultPadding(0.0)
+        # The range is set per matrix; auto-range would re-measure every item on each addItem.
+        self.plot.disableAutoRange()
         style_plot(self.plot)
         # Cells are vector rectangles, not an image: exact in SVG/PDF (a PDF writer would
         # JPEG-compress a tiny bitmap and smear its colours).
         self.cell_items: list[QGraphicsRectItem] = []
+        self._cells = QGraphicsRectItem()
+        self._cells.setPen(pg.mkPen(None))
+        self.plot.addItem(self._cells)
         self.colour_bar: pg.ColorBarItem | None = None
         self.caption = pg.LabelItem("", color=FOREGROUND, size="10pt", justify="left")
         self.addItem(self.caption, row=1, col=0, colspan=2)
-        self.text_items: list[pg.TextItem] = []
+        self.text_items: list[_CellText] = []
         self.highlight = [QGraphicsRectItem(), QGraphicsRectItem()]
         for item, pen, z in zip(self.highlight, (HIGHLIGHT_HALO, HIGHLIGHT_PEN), (10, 11), strict=True):
             item.setPen(pen)
@@ -103,6 +127,9 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.shape = (0, 0)
         self.selected: tuple[int, int] | None = None
         self.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
+        # Built now (a ColorBarItem is a whole PlotItem, ~0.1 s), so drawing a lesion never waits for it.
+        self._make_colour_bar(pg.ColorMap([0.0, 1.0], [(0, 0, 0, 255), (255, 255, 255, 255)]), (0.0, 1.0))
+        self.colour_bar.setVisible(False)
 
     def set_matrix(self, texts: list[list[str]], colours: HeatmapColours, row_labels: list[str],
                    column_labels: list[str], *, value_label: str, title: str = "", caption: str = "",
@@ -112,28 +139,27 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         rows, columns = colours.rgba.shape[:2]
         self.shape = (rows, columns)
         self._remove_cells()
+        # Cells and texts are plain Qt items under one group added to the plot once: pyqtgraph's
+        # addItem/TextItem cost milliseconds each, and a lesion with 5 masks has 50 of them.
         for r in range(rows):
             for c in range(columns):
                 if colours.rgba[r, c, 3] == 0:
                     continue
-                cell = QGraphicsRectItem(QRectF(c, r, 1, 1))
+                cell = QGraphicsRectItem(QRectF(c, r, 1, 1), self._cells)
                 cell.setBrush(pg.mkBrush(*(int(v) for v in colours.rgba[r, c])))
                 cell.setPen(GRID_PEN)
-                self.plot.addItem(cell)
                 self.cell_items.append(cell)
         n = max(rows, columns, 1)
         font = _font(11 if n <= 5 else 9.5 if n <= 8 else 8 if n <= 12 else 6.5)
         for r in range(rows):
             for c in range(columns):
-                if not texts[r][c]:
-                    continue
-                item = pg.TextItem(texts[r][c], color=colours.text[r][c], anchor=(0.5, 0.5))
-                item.setFont(font)
-                item.setPos(c + 0.5, r + 0.5)
-                self.plot.addItem(item)
-                self.text_items.append(item)
+                if texts[r][c]:
+                    text = _CellText(texts[r][c], colours.text[r][c], font, r, c, self._cells)
+                    self.text_items.append(text)
         left = self.plot.getAxis("left")
         left.setTicks([[(r + 0.5, label) for r, label in enumerate(row_labels)]])
+        for name in ("left", "bottom"):
+            self.plot.getAxis(name).setStyle(tickLength=0)  # a tick mark would cut into the first cell
         # pyqtgraph widens an axis only after a first paint: size it for the longest label now.
         metrics = QFontMetrics(_font(AXIS_FONT_PT))
         widest = max((metrics.horizontalAdvance(label) for label in row_labels), default=0)
@@ -149,19 +175,22 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
     def _set_colour_bar(self, colours: HeatmapColours, label: str) -> None:
         cmap = pg.ColorMap(np.linspace(0.0, 1.0, len(colours.bar_rgba)), colours.bar_rgba)
         if self.colour_bar is None:
-            self.colour_bar = pg.ColorBarItem(values=colours.limits, colorMap=cmap, interactive=False,
-                                              width=18, rounding=1e-6)
-            self.colour_bar.axis.setWidth(68)
-            self.colour_bar.axis.setPen(pg.mkPen(FOREGROUND))
-            self.colour_bar.axis.setTextPen(pg.mkPen(FOREGROUND))
-            self.colour_bar.axis.setStyle(tickFont=_font(AXIS_FONT_PT - 1))
-            self.colour_bar.axis.label.setFont(_font(AXIS_FONT_PT))
-            self.addItem(self.colour_bar, row=0, col=1)
+            self._make_colour_bar(cmap, colours.limits)
         else:
             self.colour_bar.setColorMap(cmap)
             self.colour_bar.setLevels(colours.limits)
         self.colour_bar.axis.setLabel(label, color=FOREGROUND)
         self.colour_bar.setVisible(True)
+
+    def _make_colour_bar(self, cmap: pg.ColorMap, limits: tuple[float, float]) -> None:
+        self.colour_bar = pg.ColorBarItem(values=limits, colorMap=cmap, interactive=False,
+                                          width=18, rounding=1e-6)
+        self.colour_bar.axis.setWidth(68)
+        self.colour_bar.axis.setPen(pg.mkPen(FOREGROUND))
+        self.colour_bar.axis.setTextPen(pg.mkPen(FOREGROUND))
+        self.colour_bar.axis.setStyle(tickFont=_font(AXIS_FONT_PT - 1))
+        self.colour_bar.axis.label.setFont(_font(AXIS_FONT_PT))
+        self.addItem(self.colour_bar, row=0, col=1)
 
     def clear_matrix(self, message: str = "") -> None:
         """Draw nothing but ``message`` as the caption."""
@@ -177,8 +206,11 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.caption.setText(html.escape(message))
 
     def _remove_cells(self) -> None:
-        for item in [*self.cell_items, *self.text_items]:
-            self.plot.removeItem(item)
+        scene = self._cells.scene()
+        for item in [*self.text_items, *self.cell_items]:
+            item.setParentItem(None)
+            if scene is not None:
+                scene.removeItem(item)
         self.cell_items, self.text_items = [], []
 
     def select_cell(self, row: int, column: int) -> None:
