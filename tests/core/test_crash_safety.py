@@ -5,7 +5,8 @@ edit's id (and what it saved) after the save returned, i.e. after the commit.
 The test kills it with SIGKILL mid-burst, reopens the workspace and checks that
 every edit reported committed is there, the database passes
 ``PRAGMA integrity_check`` and the write lock died with the child. The second
-test drives the same burst through the GUI's ``ReviewPanel`` (offscreen).
+test drives the same burst through the GUI's ``ReviewPanel`` (offscreen), the third
+through the whole application (``MainWindow`` on a dataset, its Review dock).
 """
 
 import importlib.util
@@ -64,11 +65,42 @@ for n in range(1_000_000):
 """
 
 
-def _burst_and_kill(code: str, folder) -> list[tuple[int, str, str, str]]:
+APP_CHILD = """
+import os, sys
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QEventLoop, QSettings
+from iaa_desktop.core.review import STATUSES
+from iaa_desktop.gui.app import make_application
+from iaa_desktop.gui.main_window import MainWindow
+
+app = make_application()
+window = MainWindow(settings=QSettings(sys.argv[2], QSettings.Format.IniFormat), analysis_workers=1)
+window.show()
+loop = QEventLoop()
+window.dataset_loaded.connect(lambda *_: loop.quit())
+window.open_dataset(sys.argv[3])
+loop.exec()
+panel = window.panels.review
+assert not panel.is_read_only()
+panel.set_reviewer("Dr. Crash")
+ids = window.table.shown_image_ids()
+for n in range(1_000_000):
+    image_id = ids[n % len(ids)]
+    window.show_lesion(image_id)  # the review panel follows the browser
+    app.processEvents()
+    status = STATUSES[(n + 1) % len(STATUSES)]
+    panel.set_status(status)
+    note = f"note {n}, é"
+    edit_id = panel.set_note(note)
+    print(f"{edit_id}\t{image_id}\t{status}\t{note}", flush=True)
+"""
+
+
+def _burst_and_kill(code: str, folder, *extra_args) -> list[tuple[int, str, str, str]]:
     """Run ``code`` on ``folder``, SIGKILL it after WAIT_FOR_EDITS edits; the edits it reported."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONIOENCODING": "utf-8"}
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(folder)], cwd=REPO_ROOT,
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = [sys.executable, "-c", textwrap.dedent(code), str(folder), *map(str, extra_args)]
+    child = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lines = []
     try:
         while len(lines) < WAIT_FOR_EDITS:
@@ -122,3 +154,20 @@ def test_sigkill_of_the_review_panel_mid_burst_loses_no_committed_edit(tmp_path)
     edits = _burst_and_kill(GUI_CHILD, folder)
     assert len(edits) >= WAIT_FOR_EDITS
     _check_every_edit_is_there(folder, edits)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("PySide6") is None, reason="the gui extra is not installed")
+def test_sigkill_of_the_whole_app_mid_burst_loses_no_committed_edit(tmp_path, monkeypatch):
+    """The real application (MainWindow with its Review dock) on a dataset, killed mid-burst."""
+    from iaa_desktop.core.workspace_paths import WORKSPACES_ENV, workspace_dir_for
+    from tests.builders import make_folder, tree_digest
+
+    monkeypatch.setenv(WORKSPACES_ENV, str(tmp_path / "workspaces"))  # the child inherits it
+    dataset = make_folder(tmp_path / "ds", shape=(40, 50))
+    before = tree_digest(dataset)
+    folder = workspace_dir_for(dataset)
+    edits = _burst_and_kill(APP_CHILD, folder, tmp_path / "settings.ini", dataset)
+    assert len(edits) >= WAIT_FOR_EDITS
+    assert {image_id for _, image_id, _, _ in edits} == {"a", "b", "c"}
+    _check_every_edit_is_there(folder, edits)
+    assert tree_digest(dataset) == before  # the workspace lives beside the dataset, never in it
