@@ -240,3 +240,17 @@ def test_screenshot_option_saves_the_window_of_the_lowest_iaa_lesion(tmp_path, d
     with Image.open(out) as image:
         assert image.size == (1280, 800)
     assert "lesion a" in result.stdout or "lesion b" in result.stdout  # the two lesions with an IAA
+
+
+def test_a_second_window_on_the_same_dataset_reviews_read_only(qtbot, tmp_path, dataset_dir):
+    first = make_window(qtbot, str(tmp_path / "one.ini"))
+    open_and_analyse(qtbot, first, dataset_dir)
+    second = make_window(qtbot, str(tmp_path / "two.ini"))
+    open_and_analyse(qtbot, second, dataset_dir)
+    assert not first.panels.review.is_read_only()
+    assert second.panels.review.is_read_only()
+    assert str(os.getpid()) in second.panels.review.banner.text()  # says who holds the workspace
+    assert first.panels.review.set_status("exclude") is not None
+    assert second.panels.review.set_status("exclude") is None  # refused, nothing written
+    first.close()
+    second.close()
