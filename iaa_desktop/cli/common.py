@@ -20,6 +20,8 @@ def add_dataset_argument(parser) -> None:
                         "(default: found under DATASET)")
     parser.add_argument("--images-dir", type=Path, help="IMA++ layout: the folder of images "
                         "(default: found under DATASET)")
+    parser.add_argument("--derm7pt-images", choices=("derm", "clinic"), default=None,
+                        help="derm7pt: dermoscopic (default) or clinical images")
 
 
 class ProgressBar:
@@ -78,6 +80,9 @@ def load_or_explain(args):
         root = resolve_dataset_path(args.dataset)
         if options:
             return load_dataset(root, "imapp", **options), None
+        modality = getattr(args, "derm7pt_images", None)
+        if modality is not None:
+            return load_dataset(root, "derm7pt", modality=modality), None
         return load_dataset(root), None
     except IAAError as exc:
         return None, fail(str(exc))

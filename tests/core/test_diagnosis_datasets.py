@@ -206,3 +206,23 @@ def test_grouped_split_keeps_lesions_together_and_matches_the_plain_split_withou
     for lesion in set(groups):
         assert len({s for s, g in zip(split, groups, strict=True) if g == lesion}) == 1
     assert set(split) == {"train", "val", "test"} and split.count("train") >= split.count("test")
+
+
+def test_cli_derm7pt_images_option_loads_the_clinical_images(tmp_path, capsys):
+    import json
+
+    from iaa_desktop.cli import build_parser
+    from iaa_desktop.cli.common import load_or_explain
+
+    root = make_derm7pt(tmp_path / "d")
+    parser, _ = build_parser()
+    dataset, code = load_or_explain(parser.parse_args(["info", str(root), "--derm7pt-images", "clinic"]))
+    assert code is None
+    assert {lesion.metadata["modality"] for lesion in dataset} == {"clinic"}
+    derm = load_dataset(root)
+    # derm7pt names a lesion's clinical image with a capital (Aal000.jpg), its dermoscopic one without.
+    pairs = [(a.image_path, b.image_path) for a, b in zip(dataset, derm, strict=True)]
+    assert pairs and all(clinic != dermoscopic for clinic, dermoscopic in pairs)
+    assert dataset.lesions[0].image_path.name == "Aal000.jpg"
+    assert main(["info", str(root), "--json", "--derm7pt-images", "clinic"]) == 0
+    assert json.loads(capsys.readouterr().out)["layout"] == "derm7pt"
