@@ -37,6 +37,7 @@ from iaa_desktop.core.progress import Progress
 from iaa_desktop.gui import recent
 from iaa_desktop.gui.dataset_panels import DatasetPanels
 from iaa_desktop.gui.lesion_workers import LesionLoader
+from iaa_desktop.gui.training_panels import TrainingPanels
 from iaa_desktop.gui.widgets.lesion_batch_export import LesionBatchExport
 from iaa_desktop.gui.widgets.lesion_table import LesionTable
 from iaa_desktop.gui.widgets.lesion_view import LesionView
@@ -139,15 +140,17 @@ class MainWindow(QMainWindow):
         self.lesion_view.staple_requested.connect(self.lesion_loader.request_staple)
         self.batch_export = LesionBatchExport(self)
         self.batch_export.done.connect(self._on_batch_export_done)
-        self.setCorner(Qt.Corner.BottomLeftCorner, LEFT)
+        # The browser and the panels run full height; training docks (bottom) span the full width.
         self.setCorner(Qt.Corner.TopLeftCorner, LEFT)
-        self.setCorner(Qt.Corner.BottomRightCorner, RIGHT)
         self.setCorner(Qt.Corner.TopRightCorner, RIGHT)
+        self.setCorner(Qt.Corner.BottomLeftCorner, BOTTOM)
+        self.setCorner(Qt.Corner.BottomRightCorner, BOTTOM)
         self.table = LesionTable(self)
         self.table.lesion_selected.connect(self._on_table_lesion_selected)
         self.docks: dict[str, QDockWidget] = {}
         self.browser_dock = self.add_dock("browser", "Lesions", self.table, LEFT)
         self.panels = DatasetPanels(self)
+        self.training = TrainingPanels(self)
 
         self._build_menus()
         self._build_status_bar()
@@ -454,6 +457,7 @@ class MainWindow(QMainWindow):
         self.analysis = None
         self.lesion_view.clear()
         reviews = self.panels.dataset_loaded(indexed.dataset)
+        self.training.dataset_loaded(indexed.dataset)
         self.table.set_data(BrowserData(base_frame(indexed.dataset), reviews=reviews))
         self._show_counts(indexed)
         name = indexed.dataset.name or indexed.dataset.root.name
@@ -499,6 +503,7 @@ class MainWindow(QMainWindow):
             self.table.set_data(BrowserData(data.base, analysis.browser_agreement, analysis.qa_flags,
                                             data.predictions, data.reviews))
             self.panels.analysis_ready(analysis, data.base)
+            self.training.analysis_ready(analysis)
         self.analysis_ready.emit(analysis)
 
     def _on_analysis_worker_errored(self, exc: BaseException) -> None:
@@ -585,6 +590,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self._save_geometry()
         self.panels.close()
+        self.training.shutdown()
         self.lesion_loader.cancel()
         for worker in (self._dataset_worker, self._analysis_worker):
             if worker is not None:

@@ -254,3 +254,36 @@ def test_a_second_window_on_the_same_dataset_reviews_read_only(qtbot, tmp_path, 
     assert second.panels.review.set_status("exclude") is None  # refused, nothing written
     first.close()
     second.close()
+
+
+def test_predictions_become_browser_columns_and_grad_cam_overlays_the_lesion(
+        qtbot, settings_path, dataset_dir, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    assert window.training.train_action.shortcut().toString() == "Ctrl+T"
+    frame = pd.DataFrame({"predicted_iaa": [0.9, 0.5, 0.7], "p_malignant": [0.1, 0.8, 0.3]},
+                         index=pd.Index(["a", "b", "c"], name="image_id"))
+    window.training.controller.predictions_ready.emit(frame)
+    columns = window.table.model.column_names()
+    assert {"predicted_iaa", "p_malignant"} <= set(columns)
+    window.table.view.sortByColumn(columns.index("predicted_iaa"), Qt.SortOrder.AscendingOrder)
+    assert shown_ids(window) == ["b", "c", "a"]  # c has one annotator and still gets a prediction
+    assert window.docks["predictions"].isVisible()
+
+    cams = {}
+    monkeypatch.setattr(window.training.predictions, "cam_for",
+                        lambda image_id, shape=None: cams.get(image_id))
+    cams["b"] = np.linspace(0, 1, 60 * 80, dtype=np.float32).reshape(60, 80)
+    with qtbot.waitSignal(window.lesion_shown, timeout=TIMEOUT_MS):
+        window.show_lesion("b")
+    window.training.cam_action.setChecked(True)
+    assert window.lesion_view.heat_name == "Grad-CAM"
+    assert len(window.lesion_view.contour_items) == 2  # the outlines stay on top of the map
+    with qtbot.waitSignal(window.lesion_shown, timeout=TIMEOUT_MS):
+        window.show_lesion("a")  # no map for a: the overlay goes and the status bar says why
+    assert window.lesion_view.heat_name == ""
+    assert "No Grad-CAM map for a" in window.statusBar().currentMessage()
+    window.training.cam_action.setChecked(False)

@@ -1,0 +1,149 @@
+"""Training in the main window: the Train menu, the training/runs/predictions docks, Grad-CAM.
+
+``TrainingPanels`` wires the ``TrainingController`` (which owns the trainer
+processes) into a ``MainWindow``: it docks the monitor, the runs panel and the
+predictions panel under the lesion view, adds the Train menu, merges predicted
+IAA and P(malignant) into the browser and lays Grad-CAM maps over the lesion
+view (with the annotators' outlines drawn on top, as the study's figures do).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pandas as pd
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMessageBox
+
+from iaa_desktop.gui.training_controller import TrainingController
+from iaa_desktop.gui.widgets.predictions_panel import PredictionsPanel
+from iaa_desktop.gui.widgets.runs_panel import RunsPanel
+from iaa_desktop.gui.widgets.training_monitor import TrainingMonitor
+
+log = logging.getLogger(__name__)
+
+BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
+GRAD_CAM = "Grad-CAM"
+
+
+class TrainingPanels(QObject):
+    """Owns the training docks and menu of a ``MainWindow``."""
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.monitor = TrainingMonitor(window)
+        self.runs = RunsPanel(window)
+        self.predictions = PredictionsPanel(window)
+        self.controller = TrainingController(self.monitor, self.runs, self.predictions, self)
+        window.add_dock("training", "Training", self.monitor, BOTTOM)
+        window.add_dock("runs", "Runs", self.runs, BOTTOM, tabify_with="training")
+        window.add_dock("predictions", "Predictions", self.predictions, BOTTOM, tabify_with="training")
+        for name in ("training", "runs", "predictions"):
+            window.docks[name].hide()  # until there is something to show; View menu brings them back
+
+        self.controller.status_message.connect(self._on_controller_status_message)
+        self.controller.error.connect(self._on_controller_error)
+        self.controller.predictions_ready.connect(self._on_controller_predictions_ready)
+        self.controller.run_ended.connect(self._on_controller_run_ended)
+        self.predictions.image_selected.connect(self._on_predictions_image_selected)
+        window.lesion_shown.connect(self._on_window_lesion_shown)
+        self._build_menu()
+
+    def _build_menu(self) -> None:
+        menu = self.window.menuBar().addMenu("&Train")
+        self.train_action = QAction("&Train a model…", self)
+        self.train_action.setShortcut(QKeySequence("Ctrl+T"))
+        self.train_action.setStatusTip("IAA regressor, diagnosis only or multi-task, on the loaded dataset")
+        self.train_action.triggered.connect(self._on_train_action_triggered)
+        menu.addAction(self.train_action)
+        self.cancel_action = QAction("&Cancel the run", self)
+        self.cancel_action.triggered.connect(self.controller.cancel)
+        menu.addAction(self.cancel_action)
+        menu.addSeparator()
+        self.runs_action = QAction("Show the &runs", self)
+        self.runs_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.runs_action.setStatusTip("Every run of this dataset's workspace; select several to compare them")
+        self.runs_action.triggered.connect(lambda: self._show("runs"))
+        menu.addAction(self.runs_action)
+        self.cam_action = QAction("&Grad-CAM overlay", self)
+        self.cam_action.setCheckable(True)
+        self.cam_action.setShortcut(QKeySequence("G"))
+        self.cam_action.setStatusTip("The last model run's Grad-CAM map under the annotators' outlines")
+        self.cam_action.toggled.connect(self._on_cam_action_toggled)
+        menu.addAction(self.cam_action)
+
+    # -- called by the window -------------------------------------------------
+
+    def dataset_loaded(self, dataset) -> None:
+        self.controller.set_dataset(dataset)
+        self.controller.set_true_iaa(None)
+
+    def analysis_ready(self, analysis) -> None:
+        iaa = analysis.browser_agreement["iaa"] if len(analysis.browser_agreement) else None
+        self.controller.set_true_iaa(iaa)
+
+    def shutdown(self) -> None:
+        self.controller.shutdown()
+
+    # -- internals ------------------------------------------------------------
+
+    def _show(self, name: str) -> None:
+        dock = self.window.docks[name]
+        dock.show()
+        dock.raise_()
+
+    def _on_train_action_triggered(self) -> None:
+        if self.window.dataset is None:
+            QMessageBox.information(self.window, "Train a model", "Open a dataset first.")
+            return
+        dialog = self.controller.open_run_dialog(self.window)
+        dialog.request_accepted.connect(lambda _request: self._show("training"))
+
+    def _on_controller_status_message(self, message: str) -> None:
+        self.window.statusBar().showMessage(message, 8000)
+
+    def _on_controller_error(self, message: str) -> None:
+        QMessageBox.warning(self.window, "Training", message)
+
+    def _on_controller_run_ended(self, _run_dir: str, status: str, message: str) -> None:
+        text = f"Run {status}: {message}" if message else f"Run {status}"
+        self.window.statusBar().showMessage(text, 10_000)
+
+    def _on_controller_predictions_ready(self, frame: pd.DataFrame) -> None:
+        data = self.window.table.data()
+        if data is not None:
+            self.window.table.set_data(dataclasses.replace(data, predictions=frame))
+        self._show("predictions")
+        if self.cam_action.isChecked():
+            self._show_cam(self.window.lesion_view.image_id)
+
+    def _on_predictions_image_selected(self, image_id: str) -> None:
+        self.window.show_lesion(image_id)
+
+    def _on_window_lesion_shown(self, image_id: str) -> None:
+        if self.cam_action.isChecked():
+            self._show_cam(image_id)
+
+    def _on_cam_action_toggled(self, on: bool) -> None:
+        view = self.window.lesion_view
+        if on:
+            self._show_cam(view.image_id)
+        elif view.heat_name == GRAD_CAM:
+            view.set_heat_overlay(None)
+
+    def _show_cam(self, image_id: str | None) -> None:
+        view = self.window.lesion_view
+        if image_id is None or view.overlay is None:
+            return
+        cam = self.predictions.cam_for(image_id, tuple(view.overlay.shape))
+        if cam is None:
+            if view.heat_name == GRAD_CAM:
+                view.set_heat_overlay(None)
+            self.window.statusBar().showMessage(
+                f"No Grad-CAM map for {image_id}: run a model on the dataset first (Runs > Run on dataset)",
+                8000)
+            return
+        view.set_heat_overlay(cam, GRAD_CAM)
