@@ -9,7 +9,7 @@ re-raises the worker's exception in the main thread). The caller connects
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 
 import pandas as pd
 from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
@@ -20,36 +20,9 @@ from iaa_desktop.core.lesion_agreement import lesion_agreement
 from iaa_desktop.core.model import Dataset, Lesion
 from iaa_desktop.core.pair_matrix import PairMatrix, lesion_agreement_from_table, pair_matrices
 from iaa_desktop.core.qa import iter_qa
+from iaa_desktop.gui.workers import runtime_errors_reported, worker_connections
 
 log = logging.getLogger(__name__)
-
-
-class AnalysisWorkerFailure(Exception):
-    """A ``RuntimeError`` raised inside a generator worker, re-raised as another type.
-
-    superqt's ``GeneratorWorker`` takes a ``RuntimeError`` for "the worker was
-    deleted" and would then emit neither ``errored`` nor ``finished``.
-    """
-
-
-def _runtime_errors_reported(job: Generator):
-    try:
-        return (yield from job)
-    except RuntimeError as exc:
-        raise AnalysisWorkerFailure(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _log_error(exc: BaseException) -> None:
-    log.debug("analysis worker failed", exc_info=exc)
-
-
-def _log_warning(showwarning_args: tuple) -> None:
-    message, category, filename, lineno, *_ = showwarning_args
-    log.warning("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
-
-
-def _connections(on_errored: Callable[[BaseException], None]) -> dict:
-    return {"errored": [_log_error, on_errored], "warned": _log_warning}
 
 
 def lesion_pair_matrices(lesion: Lesion, pairwise: pd.DataFrame | None = None
@@ -71,7 +44,7 @@ def pair_matrices_worker(lesion: Lesion, on_errored: Callable[[BaseException], N
     table) the lesion's rows are reused instead of decoding its masks again.
     """
     return create_worker(lesion_pair_matrices, lesion, pairwise, _start_thread=False,
-                         _connect=_connections(on_errored))
+                         _connect=worker_connections(on_errored))
 
 
 def views_with_metadata(agreement, lesion_table: pd.DataFrame, dataset: Dataset | None = None,
@@ -90,7 +63,7 @@ def dataset_views_worker(agreement, lesion_table: pd.DataFrame, on_errored: Call
     ``DatasetViews`` for ``AgreementPlots.set_views``.
     """
     return create_worker(views_with_metadata, agreement, lesion_table, dataset, _start_thread=False,
-                         _connect=_connections(on_errored))
+                         _connect=worker_connections(on_errored))
 
 
 def qa_worker(dataset: Dataset, on_errored: Callable[[BaseException], None]) -> GeneratorWorker:
@@ -99,5 +72,5 @@ def qa_worker(dataset: Dataset, on_errored: Callable[[BaseException], None]) -> 
     It yields ``Progress`` per lesion (``quit()`` stops it there) and
     ``returned`` carries the findings table for ``ProblemsPanel.set_problems``.
     """
-    return create_worker(_runtime_errors_reported, iter_qa(dataset), _start_thread=False,
-                         _connect=_connections(on_errored))
+    return create_worker(runtime_errors_reported, iter_qa(dataset), _start_thread=False,
+                         _connect=worker_connections(on_errored))

@@ -21,35 +21,13 @@ from iaa_desktop.core.figures.lesion_batch import iter_export_lesion_figures
 from iaa_desktop.core.lesion_display import ImagePreview, LesionDisplay, iter_lesion_display, with_staple
 from iaa_desktop.core.model import Dataset, Lesion
 from iaa_desktop.core.progress import Progress
+from iaa_desktop.gui.workers import runtime_errors_reported, worker_connections
 
 log = logging.getLogger(__name__)
 
 #: Images from this many full-resolution pixels on are shown before their masks are decoded
 #: (at 6000 x 4000 the masks take most of the first view; small ones come too fast to bother).
 PREVIEW_MIN_PIXELS = 8_000_000
-
-
-class LesionWorkerFailure(Exception):
-    """A ``RuntimeError`` from a generator worker, re-raised as another type.
-
-    superqt's ``GeneratorWorker`` takes a ``RuntimeError`` for "the worker was deleted"
-    and then emits neither ``errored`` nor ``finished`` (as ``gui.workers`` explains).
-    """
-
-
-def _runtime_errors_reported(job: Generator):
-    try:
-        return (yield from job)
-    except RuntimeError as exc:
-        raise LesionWorkerFailure(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _log_error(exc: BaseException) -> None:
-    log.debug("lesion worker failed", exc_info=exc)
-
-
-def _connections(on_errored: Callable[[BaseException], None]) -> dict:
-    return {"errored": [_log_error, on_errored]}
 
 
 def cached_lesion_display(lesion: Lesion,
@@ -80,15 +58,15 @@ def lesion_display_worker(lesion: Lesion, cache: DisplayCache | None,
 
     Yields ``Progress`` per file; ``returned`` carries a ``LesionDisplay``.
     """
-    return create_worker(_runtime_errors_reported, cached_lesion_display(lesion, cache), _start_thread=False,
-                         _connect=_connections(on_errored))
+    return create_worker(runtime_errors_reported, cached_lesion_display(lesion, cache), _start_thread=False,
+                         _connect=worker_connections(on_errored))
 
 
 def staple_worker(lesion: Lesion, display: LesionDisplay, cache: DisplayCache | None,
                   on_errored: Callable[[BaseException], None]) -> FunctionWorker:
     """Compute STAPLE for a decoded lesion; not started. ``returned`` carries the new ``LesionDisplay``."""
     return create_worker(staple_display, lesion, display, cache, _start_thread=False,
-                         _connect=_connections(on_errored))
+                         _connect=worker_connections(on_errored))
 
 
 def lesion_batch_worker(dataset: Dataset, image_ids: Sequence[str], out_dir: str | Path, fmt: str,
@@ -100,8 +78,8 @@ def lesion_batch_worker(dataset: Dataset, image_ids: Sequence[str], out_dir: str
     with an ``ExportLocationError``.
     """
     job = iter_export_lesion_figures(dataset, list(image_ids), out_dir, fmt)
-    return create_worker(_runtime_errors_reported, job, _start_thread=False,
-                         _connect=_connections(on_errored))
+    return create_worker(runtime_errors_reported, job, _start_thread=False,
+                         _connect=worker_connections(on_errored))
 
 
 class LesionLoader(QObject):

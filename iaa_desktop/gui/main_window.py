@@ -282,6 +282,7 @@ class MainWindow(QMainWindow):
         self.analysis_menu.addAction(self.worst_action)
 
         help_menu = self.menuBar().addMenu("&Help")
+        self.training.build_menu(help_menu.menuAction())
         self.about_action = self._action("&About IAA Desktop", self._on_about_action_triggered)
         help_menu.addAction(self.about_action)
 

@@ -15,7 +15,7 @@ import logging
 import pandas as pd
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMenu, QMessageBox
 
 from iaa_desktop.gui.training_controller import TrainingController
 from iaa_desktop.gui.widgets.predictions_panel import PredictionsPanel
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
 GRAD_CAM = "Grad-CAM"
+TRAINING_DOCKS = ("training", "runs", "predictions")
 
 
 class TrainingPanels(QObject):
@@ -38,11 +39,12 @@ class TrainingPanels(QObject):
         self.runs = RunsPanel(window)
         self.predictions = PredictionsPanel(window)
         self.controller = TrainingController(self.monitor, self.runs, self.predictions, self)
-        window.add_dock("training", "Training", self.monitor, BOTTOM)
-        window.add_dock("runs", "Runs", self.runs, BOTTOM, tabify_with="training")
-        window.add_dock("predictions", "Predictions", self.predictions, BOTTOM, tabify_with="training")
-        for name in ("training", "runs", "predictions"):
-            window.docks[name].hide()  # until there is something to show; View menu brings them back
+        # Hidden until there is something to show (the View menu brings them back); tabbed
+        # together only when shown, since hidden tabbed docks leave an empty tab bar behind.
+        for name, title, widget in (("training", "Training", self.monitor), ("runs", "Runs", self.runs),
+                                    ("predictions", "Predictions", self.predictions)):
+            window.add_dock(name, title, widget, BOTTOM)
+            window.docks[name].hide()
 
         self.controller.status_message.connect(self._on_controller_status_message)
         self.controller.error.connect(self._on_controller_error)
@@ -50,10 +52,11 @@ class TrainingPanels(QObject):
         self.controller.run_ended.connect(self._on_controller_run_ended)
         self.predictions.image_selected.connect(self._on_predictions_image_selected)
         window.lesion_shown.connect(self._on_window_lesion_shown)
-        self._build_menu()
 
-    def _build_menu(self) -> None:
-        menu = self.window.menuBar().addMenu("&Train")
+    def build_menu(self, before) -> None:
+        """Add the Train menu to the window's menu bar, before the menu action ``before``."""
+        menu = QMenu("&Train", self.window)
+        self.window.menuBar().insertMenu(before, menu)
         self.train_action = QAction("&Train a model…", self)
         self.train_action.setShortcut(QKeySequence("Ctrl+T"))
         self.train_action.setStatusTip("IAA regressor, diagnosis only or multi-task, on the loaded dataset")
@@ -92,6 +95,11 @@ class TrainingPanels(QObject):
 
     def _show(self, name: str) -> None:
         dock = self.window.docks[name]
+        if not dock.isVisible():
+            others = [self.window.docks[n] for n in TRAINING_DOCKS if n != name]
+            shown = [d for d in others if d.isVisible() and not d.isFloating()]
+            if shown and dock.isHidden() and not self.window.tabifiedDockWidgets(dock):
+                self.window.tabifyDockWidget(shown[0], dock)
         dock.show()
         dock.raise_()
 
@@ -145,5 +153,11 @@ class TrainingPanels(QObject):
             self.window.statusBar().showMessage(
                 f"No Grad-CAM map for {image_id}: run a model on the dataset first (Runs > Run on dataset)",
                 8000)
+            return
+        if not float(cam.max()) > 0.0:
+            view.set_heat_overlay(None)
+            self.window.statusBar().showMessage(
+                f"The model's Grad-CAM is zero everywhere on {image_id}: no region raises its output "
+                "(common after a short training)", 8000)
             return
         view.set_heat_overlay(cam, GRAD_CAM)

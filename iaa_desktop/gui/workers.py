@@ -17,8 +17,8 @@ import pandas as pd
 from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 
 from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.model import Dataset, Lesion
-from iaa_desktop.core.overlay import iter_lesion_overlay, lesion_table_frame
+from iaa_desktop.core.model import Dataset
+from iaa_desktop.core.overlay import lesion_table_frame
 from iaa_desktop.core.summary import dataset_summary
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ class WorkerFailure(Exception):
     """
 
 
-def _runtime_errors_reported(job: Generator):
+def runtime_errors_reported(job: Generator):
+    """Run generator ``job``, re-raising a ``RuntimeError`` as ``WorkerFailure`` (see there)."""
     try:
         return (yield from job)
     except RuntimeError as exc:
@@ -72,7 +73,8 @@ def _log_warning(showwarning_args: tuple) -> None:
     log.warning("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
 
 
-def _connections(on_errored: Callable[[BaseException], None]) -> dict:
+def worker_connections(on_errored: Callable[[BaseException], None]) -> dict:
+    """``_connect`` of every worker: log errors and warnings, and call ``on_errored``."""
     return {"errored": [_log_error, on_errored], "warned": _log_warning}
 
 
@@ -83,19 +85,9 @@ def dataset_worker(path: str | Path | None, on_errored: Callable[[BaseException]
     """
     if path is None:
         return create_worker(index_demo_dataset, _start_thread=False,
-                             _connect=_connections(on_errored))
+                             _connect=worker_connections(on_errored))
     return create_worker(index_dataset, path, _start_thread=False,
-                         _connect=_connections(on_errored))
-
-
-def lesion_worker(lesion: Lesion, on_errored: Callable[[BaseException], None]) -> GeneratorWorker:
-    """A worker that decodes one lesion's image and masks; not started.
-
-    It yields ``Progress`` after each file (``quit()`` stops it there) and
-    its ``returned`` signal carries a ``LesionOverlay``.
-    """
-    return create_worker(_runtime_errors_reported, iter_lesion_overlay(lesion), _start_thread=False,
-                         _connect=_connections(on_errored))
+                         _connect=worker_connections(on_errored))
 
 
 def analysis_worker(dataset: Dataset, on_errored: Callable[[BaseException], None],
@@ -107,5 +99,5 @@ def analysis_worker(dataset: Dataset, on_errored: Callable[[BaseException], None
     """
     from iaa_desktop.core.dataset_analysis import iter_dataset_analysis
 
-    return create_worker(_runtime_errors_reported, iter_dataset_analysis(dataset, workers=workers),
-                         _start_thread=False, _connect=_connections(on_errored))
+    return create_worker(runtime_errors_reported, iter_dataset_analysis(dataset, workers=workers),
+                         _start_thread=False, _connect=worker_connections(on_errored))

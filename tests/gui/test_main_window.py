@@ -19,7 +19,7 @@ from iaa_desktop.gui import main_window as main_window_module  # noqa: E402
 from iaa_desktop.gui.app import make_excepthook  # noqa: E402
 from iaa_desktop.gui.main_window import MainWindow, about_text  # noqa: E402
 from iaa_desktop.gui.widgets.lesion_table import DataFrameModel  # noqa: E402
-from iaa_desktop.gui.workers import dataset_worker, index_dataset, lesion_worker  # noqa: E402
+from iaa_desktop.gui.workers import dataset_worker  # noqa: E402
 from tests.builders import make_folder  # noqa: E402
 from tests.shared_data import REPO_ROOT  # noqa: E402
 
@@ -62,19 +62,6 @@ def open_and_wait(qtbot, window, path):
 
 def table_ids(window):
     return [window.table.image_id_at(row) for row in range(window.table.row_count())]
-
-
-def test_lesion_worker_reports_progress_and_returns_the_overlay(qtbot, dataset_dir):
-    lesion = index_dataset(dataset_dir).dataset.lesion("a")
-    errors, steps, results = [], [], []
-    worker = lesion_worker(lesion, errors.append)
-    worker.yielded.connect(steps.append)
-    worker.returned.connect(results.append)
-    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
-        worker.start()
-    assert errors == []
-    assert [step.done for step in steps] == [1, 2, 3]  # the image, R1, R2
-    assert [layer.segmentation.annotator for layer in results[0].layers] == ["R1", "R2"]
 
 
 def test_dataset_worker_reports_a_bad_path_as_an_error(qtbot, tmp_path):

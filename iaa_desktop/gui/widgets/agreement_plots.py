@@ -60,11 +60,18 @@ def _new_plot(widget: pg.GraphicsLayoutWidget) -> tuple[pg.PlotItem, pg.LegendIt
     plot.setMouseEnabled(x=False, y=False)
     plot.hideButtons()
     style_plot(plot)
-    legend = pg.LegendItem(labelTextColor=FOREGROUND, labelTextSize="10pt", colCount=3, horSpacing=24)
+    # One entry per line and the caption's parts on lines of their own: the plots live in a
+    # narrow dock, and pyqtgraph never wraps text (a wide legend would push the plot out of view).
+    legend = pg.LegendItem(labelTextColor=FOREGROUND, labelTextSize="10pt", colCount=1)
     widget.addItem(legend, row=1, col=0)
     caption = pg.LabelItem("", color=FOREGROUND, size="10pt", justify="left")
     widget.addItem(caption, row=2, col=0)
     return plot, legend, caption
+
+
+def _caption_html(text: str) -> str:
+    """A caption's " · "-separated parts, one per line."""
+    return "<br>".join(html.escape(part) for part in text.split(" · "))
 
 
 def _lower_first(text: str) -> str:
@@ -121,7 +128,7 @@ class HistogramPlot(pg.GraphicsLayoutWidget):
         self.plot.setYRange(0, max(top, 1) * 1.15, padding=0)  # bars stand on the axis
         excluded = sum(view.excluded.values())
         note = f" · {excluded:,} other/unknown excluded" if excluded else ""
-        self.caption.setText(html.escape(view.caption + note))
+        self.caption.setText(_caption_html(view.caption + note))
         self.clear_selection()
 
     def clear_view(self, message: str) -> None:
@@ -211,7 +218,7 @@ class ScatterPlot(pg.GraphicsLayoutWidget):
         self.plot.setTitle(f"IAA against {_lower_first(column_label(view.column).split(' (')[0])}",
                            color=FOREGROUND, size="11pt")
         self.plot.autoRange()
-        self.caption.setText(html.escape(view.caption))
+        self.caption.setText(_caption_html(view.caption))
         self.clear_selection()
 
     def clear_view(self, message: str) -> None:
