@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import subprocess
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,7 +264,7 @@ def _sidecar(path: Path) -> Path:
 
 
 def reusable_training_set(path: str | Path, dataset: Dataset, size: int, *,
-                          masks: str) -> TrainingSetInfo | None:
+                          masks: str, excluded_ids: Iterable[str] = ()) -> TrainingSetInfo | None:
     """The info of the export at ``path`` when it still matches ``dataset``, else ``None``.
 
     It matches when its size, source folder and masks digest are the same and
@@ -280,11 +280,15 @@ def reusable_training_set(path: str | Path, dataset: Dataset, size: int, *,
             iaa = h5["iaa"][()].astype(np.float32)
     except (OSError, ValueError, KeyError, TrainingSetError):
         return None
+    excluded = sorted(set(excluded_ids))
     if recorded.get("masks_digest") != masks or info.input_size != size:
         return None
+    if sorted(recorded.get("review_excluded", [])) != excluded:
+        return None  # a reviewer excluded (or restored) a lesion since
     if str(info.attributes.get("source")) != str(dataset.root.resolve()):
         return None
-    with_image = [lesion for lesion in dataset if lesion.image_path is not None]
+    with_image = [lesion for lesion in dataset
+                  if lesion.image_path is not None and lesion.image_id not in set(excluded)]
     by_id = {lesion.image_id: lesion for lesion in with_image}
     n_skipped = int(info.attributes.get("n_skipped", 0))
     if any(i not in by_id for i in ids) or len(ids) + n_skipped != len(with_image):
@@ -299,6 +303,7 @@ def reusable_training_set(path: str | Path, dataset: Dataset, size: int, *,
 def iter_prepare_training_set(
     dataset: Dataset, workspace: str | Path, *, size: int = 224, split_source: str = "metadata",
     split_seed: int = 0, iaa: pd.Series | None = None, workers: int | None = None, cache="default",
+    excluded_ids: Iterable[str] = (),
 ) -> Generator[Progress, None, PreparedSet]:
     """Re-use the workspace's export of ``dataset`` when unchanged, else export it again.
 
@@ -306,13 +311,17 @@ def iter_prepare_training_set(
     computation) and returns a ``PreparedSet``. Closing it between steps (the
     GUI's Cancel) leaves no partial file. ``split_source`` ``seeded`` ignores the
     metadata's splits and draws a stratified 70/10/20 split with ``split_seed``.
+    ``excluded_ids``: lesions a reviewer excluded from analysis; left out of the set
+    (which says so in its attributes), and an export made with other exclusions is
+    not re-used.
     """
+    excluded_ids = frozenset(excluded_ids)
     if split_source not in SPLIT_SOURCES:
         raise PlanError(f"split source must be one of {', '.join(SPLIT_SOURCES)}, not {split_source!r}")
     path = training_set_path(workspace, dataset, size, split_source, split_seed)
     masks = masks_digest(dataset, iaa)
     yield Progress(0, 1, "checking for an earlier export")
-    info = reusable_training_set(path, dataset, size, masks=masks)
+    info = reusable_training_set(path, dataset, size, masks=masks, excluded_ids=excluded_ids)
     if info is not None:
         yield Progress(1, 1, f"re-using {path.name}")
         return PreparedSet(path, True, info)
@@ -322,10 +331,12 @@ def iter_prepare_training_set(
         source = dataclasses.replace(
             dataset, lesions=tuple(dataclasses.replace(lesion, split=None) for lesion in dataset))
     info = yield from iter_export_training_set(source, path, size=size, iaa=iaa, split_seed=split_seed,
-                                               workers=workers, cache=cache)
+                                               workers=workers, cache=cache, excluded_ids=excluded_ids)
     _sidecar(path).write_text(json.dumps({"masks_digest": masks, "dataset_root": str(dataset.root.resolve()),
                                           "size": size, "split_source": split_source,
-                                          "split_seed": split_seed}, indent=2) + "\n", encoding="utf-8")
+                                          "split_seed": split_seed,
+                                          "review_excluded": sorted(excluded_ids)}, indent=2) + "\n",
+                              encoding="utf-8")
     return PreparedSet(path, False, info)
 
 

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMessageBox
 
+from iaa_desktop.core.review import excluded_ids
 from iaa_desktop.gui.training_controller import TrainingController
 from iaa_desktop.gui.widgets.predictions_panel import PredictionsPanel
 from iaa_desktop.gui.widgets.runs_panel import RunsPanel
@@ -107,6 +108,10 @@ class TrainingPanels(QObject):
         if self.window.dataset is None:
             QMessageBox.information(self.window, "Train a model", "Open a dataset first.")
             return
+        # Lesions a reviewer excluded from analysis stay out of the training set (which says so).
+        workspace = self.window.panels.workspace
+        self.controller.export_options["excluded_ids"] = (
+            excluded_ids(workspace) if workspace is not None else frozenset())
         dialog = self.controller.open_run_dialog(self.window)
         dialog.request_accepted.connect(lambda _request: self._show("training"))
 

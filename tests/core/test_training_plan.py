@@ -153,3 +153,20 @@ def test_closing_the_export_midway_leaves_no_file(demo_root, tmp_path):
     job.close()  # what the GUI's Cancel does, between two images
     folder = training_set_path(ws, dataset, SIZE).parent
     assert sorted(p.name for p in folder.iterdir()) == []
+
+
+def test_lesions_a_reviewer_excluded_are_left_out_and_a_changed_exclusion_exports_again(demo_root, tmp_path):
+    import h5py
+
+    dataset = load_dataset(demo_root)
+    ws = tmp_path / "ws"
+    excluded = frozenset({dataset.lesions[0].image_id, dataset.lesions[1].image_id})
+    first = _prepare(dataset, ws, excluded_ids=excluded)
+    assert first.info.n_images == len(dataset) - 2
+    with h5py.File(first.path, "r") as h5:
+        ids = {v.decode() if isinstance(v, bytes) else str(v) for v in h5["image_id"][()]}
+        assert not ids & excluded
+        assert int(h5.attrs["n_review_excluded"]) == 2
+    assert _prepare(dataset, ws, excluded_ids=excluded).reused
+    assert not _prepare(dataset, ws).reused  # the reviewer restored them: export again
+    assert _prepare(dataset, ws).reused

@@ -287,3 +287,30 @@ def test_predictions_become_browser_columns_and_grad_cam_overlays_the_lesion(
     assert window.lesion_view.heat_name == ""
     assert "No Grad-CAM map for a" in window.statusBar().currentMessage()
     window.training.cam_action.setChecked(False)
+
+
+def test_panels_drive_the_window(qtbot, settings_path, dataset_dir):
+    """Heatmap cell: pair mode; plot selection: browser; problem double-click: lesion; review: column."""
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    qtbot.waitUntil(lambda: window.panels.heatmap.plot.shape == (2, 2), timeout=TIMEOUT_MS)
+    window.panels.heatmap.click_cell(0, 1)  # R1 vs R2 of lesion a
+    legend = window.lesion_view.legend_labels()
+    assert any(label.startswith("only R1") for label in legend) and any(label.startswith("only R2")
+                                                                        for label in legend)
+    qtbot.keyClick(window.lesion_view, Qt.Key.Key_Escape)
+    assert not any(label.startswith("only") for label in window.lesion_view.legend_labels())
+
+    window.panels.plots.lesions_selected.emit(["b", "c"])
+    assert shown_ids(window) == ["b", "c"]
+    window.panels.plots.lesions_selected.emit([])  # the plot's Clear
+    assert shown_ids(window) == ["a", "b", "c"]
+
+    with qtbot.waitSignal(window.lesion_shown, timeout=TIMEOUT_MS) as shown:
+        window.panels.problems.lesion_activated.emit("c")
+    assert shown.args == ["c"]
+
+    assert window.panels.review.set_status("exclude") is not None  # for lesion c
+    assert window.table.model.frame().set_index("image_id").loc["c", "review"] == "exclude"
+    window.table.review_combo.setCurrentText("exclude")
+    assert shown_ids(window) == ["c"]
