@@ -278,32 +278,38 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
 
 def comparison_table(records: Sequence[RunRecord], metric: str = "balanced_accuracy",
                      source: str = "auto") -> pd.DataFrame:
-    """Mean ± SD of ``metric`` per task × backbone over the runs' seeds.
+    """Mean ± SD of ``metric`` per training set × task × backbone over the runs' seeds.
 
-    Columns: ``task``, ``backbone``, ``n`` (runs with a value), ``mean``, ``sd``
+    Runs on several training sets (e.g. fine-tuned on ISIC 2018, PH2, ...) are compared
+    per set, the study's cross-dataset table. Columns: ``dataset`` (the training set's
+    file stem), ``task``, ``backbone``, ``n`` (runs with a value), ``mean``, ``sd``
     (sample SD, NaN for one run), ``seeds`` and ``values`` (per run, ";"-joined),
     ``runs``. Runs without the metric (e.g. MAE of a diagnosis-only run) are left out.
     """
     if metric not in METRICS:
         raise RunRecordError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    rows: dict[tuple[str, str], list[tuple[int, float, str]]] = {}
+    rows: dict[tuple[str, str, str], list[tuple[int, float, str]]] = {}
     for r in records:
         if r.spec is None:
             continue
         value = r.metric(metric, source)
         if math.isfinite(value):
-            rows.setdefault((r.spec.mode, r.spec.backbone), []).append((r.spec.seed, value, r.run_id))
+            key = (Path(r.spec.data).stem if r.spec.data else "", r.spec.mode, r.spec.backbone)
+            rows.setdefault(key, []).append((r.spec.seed, value, r.run_id))
     out = []
     order = {mode: i for i, mode in enumerate(MODE_LABELS)}
-    for (mode, backbone), items in sorted(rows.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 9))):
+    for (dataset, mode, backbone), items in sorted(
+            rows.items(), key=lambda kv: (kv[0][0], kv[0][2], order.get(kv[0][1], 9))):
         values = np.array([v for _, v, _ in items])
-        out.append({"task": MODE_LABELS.get(mode, mode), "backbone": backbone, "n": len(values),
+        out.append({"dataset": dataset, "task": MODE_LABELS.get(mode, mode), "backbone": backbone,
+                    "n": len(values),
                     "mean": float(values.mean()),
                     "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
                     "seeds": ";".join(str(s) for s, _, _ in items),
                     "values": ";".join(f"{v:.4f}" for _, v, _ in items),
                     "runs": ";".join(run for _, _, run in items)})
-    return pd.DataFrame(out, columns=["task", "backbone", "n", "mean", "sd", "seeds", "values", "runs"])
+    return pd.DataFrame(out, columns=["dataset", "task", "backbone", "n", "mean", "sd", "seeds", "values",
+                                      "runs"])
 
 
 def write_comparison_csv(table: pd.DataFrame, path: str | Path) -> Path:
@@ -312,6 +318,13 @@ def write_comparison_csv(table: pd.DataFrame, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False, float_format="%.6g")
     return path
+
+
+def comparison_groups(table: pd.DataFrame) -> pd.Series:
+    """The x-axis group of each comparison row: the backbone, or "set / backbone" across training sets."""
+    if "dataset" in table and table["dataset"].nunique() > 1:
+        return table["dataset"].astype(str) + "\n" + table["backbone"].astype(str)
+    return table["backbone"].astype(str)
 
 
 def comparison_figure(table: pd.DataFrame, metric: str = "balanced_accuracy"):
@@ -329,14 +342,18 @@ def comparison_figure(table: pd.DataFrame, metric: str = "balanced_accuracy"):
     colours = {"IAA regressor": OKABE_ITO["bluish_green"],
                "Diagnosis only": OKABE_ITO["blue"], "Multi-task": OKABE_ITO["vermillion"]}
     hatches = {"Diagnosis only": "", "Multi-task": "////", "IAA regressor": ".."}
-    backbones = list(dict.fromkeys(table["backbone"]))
+    # One group of bars per backbone, or per training set and backbone when there are several sets.
+    several = comparison_groups(table)
+    table = table.assign(group=several)
+    several = table["dataset"].nunique() > 1
+    backbones = list(dict.fromkeys(table["group"]))
     tasks = [t for t in MODE_LABELS.values() if t in set(table["task"])]
     width = 0.8 / max(1, len(tasks))
     with house_style():
         fig = new_figure(max(SINGLE_COLUMN_IN, 1.2 + 0.9 * len(backbones)), 2.6)
         ax = fig.add_subplot()
         for i, task in enumerate(tasks):
-            part = table[table["task"] == task].set_index("backbone")
+            part = table[table["task"] == task].set_index("group")
             xs, means, sds = [], [], []
             for j, backbone in enumerate(backbones):
                 if backbone in part.index:
@@ -352,7 +369,7 @@ def comparison_figure(table: pd.DataFrame, metric: str = "balanced_accuracy"):
                 ax.plot([x] * len(values), values, "o", color="black", markersize=2.5, zorder=3)
         ax.set_xticks(range(len(backbones)), backbones)
         ax.set_ylabel(label)
-        ax.set_xlabel("Backbone")
+        ax.set_xlabel("Training set and backbone" if several else "Backbone")
         if METRICS.get(metric, ("", True))[1] and metric != "pearson":
             ax.set_ylim(0, 1.05)
         ax.legend(loc="upper left", bbox_to_anchor=(0, 1.18), ncols=len(tasks))

@@ -1,10 +1,12 @@
 """Run records read back from run directories: status, best metrics, duration, comparison, figure."""
 
+import dataclasses
 import math
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -193,3 +195,17 @@ def test_eta_from_the_fraction_done():
     assert eta_seconds(10.0, 0.5) == pytest.approx(10.0)
     assert eta_seconds(10.0, 0.75, 0.5) == pytest.approx(10.0)
     assert math.isnan(eta_seconds(10.0, 0.5, 0.5))
+
+
+def test_runs_on_several_training_sets_compare_per_set(tmp_path):
+    """The study's cross-dataset view: fine-tuned runs on two sets give one row per set, task and backbone."""
+    ws, _ = _compare_workspace(tmp_path)
+    records = scan_runs(ws)
+    moved = [dataclasses.replace(r, spec=r.spec.replace(data=str(tmp_path / "ph2-224px-metadata.h5")))
+             for r in records if r.spec is not None and r.spec.mode == "classification"]
+    table = comparison_table([*records, *moved])
+    assert set(table["dataset"]) == {Path(records[0].spec.data).stem, "ph2-224px-metadata"}
+    ph2 = table[table["dataset"] == "ph2-224px-metadata"]
+    assert list(ph2["task"]) == ["Diagnosis only"] and ph2["n"].iloc[0] == 3
+    written = export_figure(comparison_figure(table), tmp_path / "out" / "cross")
+    assert all(p.stat().st_size > 1000 for p in written)

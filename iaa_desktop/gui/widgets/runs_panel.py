@@ -40,6 +40,7 @@ from iaa_desktop.core.run_records import (
     MODE_LABELS,
     RunRecord,
     comparison_figure,
+    comparison_groups,
     comparison_table,
     records_frame,
     scan_runs,
@@ -308,12 +309,13 @@ class RunsPanel(QWidget):
         if table.empty:
             self.plot.getAxis("bottom").setTicks([[]])
             return
-        backbones = list(dict.fromkeys(table["backbone"]))
+        groups = comparison_groups(table)
+        backbones = list(dict.fromkeys(groups))
         tasks = [t for t in MODE_LABELS.values() if t in set(table["task"])]
         width = 0.8 / len(tasks)
         for i, task in enumerate(tasks):
             part = table[table["task"] == task]
-            xs = np.array([backbones.index(b) - 0.4 + width * (i + 0.5) for b in part["backbone"]])
+            xs = np.array([backbones.index(b) - 0.4 + width * (i + 0.5) for b in groups[part.index]])
             means = part["mean"].to_numpy(dtype=float)
             sds = np.nan_to_num(part["sd"].to_numpy(dtype=float))
             colour = _TASK_COLOURS.get(task, "#999")
@@ -325,7 +327,7 @@ class RunsPanel(QWidget):
                 ys = [float(v) for v in str(values).split(";") if v]
                 self.plot.plot([x] * len(ys), ys, pen=None, symbol="o", symbolSize=6, symbolBrush="#222",
                                symbolPen=None)
-        self.plot.getAxis("bottom").setTicks([[(j, b) for j, b in enumerate(backbones)]])
+        self.plot.getAxis("bottom").setTicks([[(j, b.replace("\n", " / ")) for j, b in enumerate(backbones)]])
         self.plot.setXRange(-0.6, len(backbones) - 0.4, padding=0)
         high = max(1.0, float(np.nanmax(table["mean"] + np.nan_to_num(table["sd"]))) * 1.1) \
             if METRICS[self.metric()][1] and self.metric() != "pearson" else None
