@@ -27,8 +27,8 @@ from threading import Lock
 import cv2
 import numpy as np
 
-from iaa_desktop.core.consensus import count_votes, majority_vote, staple
-from iaa_desktop.core.disagreement import binary_entropy, vote_fraction
+from iaa_desktop.core.consensus import count_votes, staple
+from iaa_desktop.core.disagreement import binary_entropy
 from iaa_desktop.core.errors import MaskDecodeError
 from iaa_desktop.core.images import load_image, read_header_size
 from iaa_desktop.core.masks import load_segmentation
@@ -284,13 +284,15 @@ def _with_consensus(image_id, image, shape, small, layers, masks, problems) -> L
     majority = fraction = entropy = None
     majority_contours: tuple[np.ndarray, ...] = ()
     if valid:
+        # Votes are counted once; fraction, entropy and majority are look-ups on them (the same
+        # values as core.disagreement.vote_fraction / binary_entropy and consensus.majority_vote,
+        # which would each count again).
+        n = len(valid)
         votes = count_votes(valid)
-        fraction = vote_fraction(valid)
-        # At most N + 1 distinct fractions: the entropy of each, gathered by vote count, costs
-        # a table look-up per pixel instead of two logarithms.
-        levels = (np.arange(len(valid) + 1, dtype=np.float64) / len(valid)).astype(np.float32)
+        levels = (np.arange(n + 1, dtype=np.float64) / n).astype(np.float32)
+        fraction = levels[votes]
         entropy = binary_entropy(levels)[votes]
-        majority = majority_vote(valid)
+        majority = votes >= (n + 1) // 2  # ties to foreground, as majority_vote
         majority_contours = _scaled_contours(majority, shape, outline_tolerance(shape, small))
     return LesionDisplay(image_id, image, shape, tuple(layers), tuple(problems), small, tuple(masks),
                          majority, fraction, entropy, majority_contours)
