@@ -30,15 +30,16 @@ import numpy as np
 from iaa_desktop.core.consensus import count_votes, staple
 from iaa_desktop.core.disagreement import binary_entropy
 from iaa_desktop.core.errors import MaskDecodeError
-from iaa_desktop.core.images import load_image, read_header_size
+from iaa_desktop.core.images import read_header_size
 from iaa_desktop.core.masks import load_segmentation
-from iaa_desktop.core.model import Lesion, Problem, Segmentation, make_problem
+from iaa_desktop.core.model import Lesion, Problem, Segmentation
 from iaa_desktop.core.overlay import (
     DISPLAY_MAX_SIDE,
     OverlayLayer,
     annotator_colour,
     display_reduction,
     mask_contours,
+    read_display_image,
     segmentation_label,
 )
 from iaa_desktop.core.progress import Progress
@@ -214,19 +215,6 @@ def _decode_one(seg: Segmentation, full: tuple[int, int] | None, small: tuple[in
     return to_display(mask, target_small), contours, mask.shape, decoded.problems
 
 
-def _read_image(lesion: Lesion, max_side: int):
-    if lesion.image_path is None:
-        return None, None, []
-    path = Path(lesion.image_path)
-    try:
-        shape = read_header_size(path)
-        image = load_image(path, reduce=display_reduction(shape, max_side))
-    except MaskDecodeError as exc:
-        kind = "image_too_large" if exc.reason == "too_large" else "unreadable_image"
-        return None, None, [make_problem(kind, str(exc), path, lesion.image_id)]
-    return image, shape, []
-
-
 def iter_lesion_display(
     lesion: Lesion, max_side: int = DISPLAY_MAX_SIDE
 ) -> Generator[Progress, None, LesionDisplay]:
@@ -245,11 +233,11 @@ def iter_lesion_display(
             jpeg = Path(lesion.image_path).suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
             small = display_shape(full, max_side, jpeg)
         except MaskDecodeError:
-            pass  # _read_image reports it
+            pass  # read_display_image reports it
     pool = _decode_pool()
     futures: list[Future] = [pool.submit(_decode_one, seg, full, small) for seg in segs]
     try:
-        image, shape, problems = _read_image(lesion, max_side)
+        image, shape, problems = read_display_image(lesion, max_side)
         preview_shape = tuple(shape) if shape is not None else (lesion.height or 1, lesion.width or 1)
         yield ImagePreview(1, total, f"{lesion.image_id}: image", lesion.image_id, image, preview_shape)
         results = []

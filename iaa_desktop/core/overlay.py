@@ -182,7 +182,11 @@ def display_reduction(shape: tuple[int, int], max_side: int = DISPLAY_MAX_SIDE) 
     return 8
 
 
-def _read_image(lesion: Lesion, max_side: int) -> tuple[np.ndarray | None, tuple[int, int] | None, list]:
+def read_display_image(lesion: Lesion, max_side: int = DISPLAY_MAX_SIDE
+                       ) -> tuple[np.ndarray | None, tuple[int, int] | None, list]:
+    """A lesion's image decoded near ``max_side`` (JPEG downscaled while decoding), its full
+    (height, width), and the problem when it cannot be read (``None``, ``None``, [problem]).
+    """
     if lesion.image_path is None:
         return None, None, []
     path = Path(lesion.image_path)
@@ -213,7 +217,7 @@ def iter_lesion_overlay(
     """
     segs = lesion.human_segmentations
     total = len(segs) + 1
-    image, shape, problems = _read_image(lesion, max_side)
+    image, shape, problems = read_display_image(lesion, max_side)
     yield Progress(1, total, f"{lesion.image_id}: image")
     layers = []
     for i, seg in enumerate(segs):
