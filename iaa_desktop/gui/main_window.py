@@ -17,7 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 import PySide6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, Signal, qVersion
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -153,6 +153,7 @@ class MainWindow(QMainWindow):
         self.training = TrainingPanels(self)
 
         self._build_menus()
+        self._build_view_shortcuts()
         self._build_status_bar()
         self._restore_geometry()
 
@@ -285,6 +286,20 @@ class MainWindow(QMainWindow):
         self.training.build_menu(help_menu.menuAction())
         self.about_action = self._action("&About IAA Desktop", self._on_about_action_triggered)
         help_menu.addAction(self.about_action)
+
+    def _build_view_shortcuts(self) -> None:
+        """The lesion view's keys (1-9, 0, F, M, S, D, Esc) work wherever the focus is in the window.
+
+        Text fields still get their characters: a line edit claims plain printable keys
+        before a shortcut sees them.
+        """
+        keys = [*range(Qt.Key.Key_1, Qt.Key.Key_9 + 1), Qt.Key.Key_0, Qt.Key.Key_QuoteLeft, Qt.Key.Key_F,
+                Qt.Key.Key_M, Qt.Key.Key_S, Qt.Key.Key_D, Qt.Key.Key_Escape]
+        self.view_shortcuts = []
+        for key in keys:
+            shortcut = QShortcut(QKeySequence(int(key)), self)
+            shortcut.activated.connect(lambda key=int(key): self.lesion_view.handle_key(key))
+            self.view_shortcuts.append(shortcut)
 
     def _build_status_bar(self) -> None:
         self.task_label = QLabel("Ready", self)

@@ -314,3 +314,19 @@ def test_panels_drive_the_window(qtbot, settings_path, dataset_dir):
     assert window.table.model.frame().set_index("image_id").loc["c", "review"] == "exclude"
     window.table.review_combo.setCurrentText("exclude")
     assert shown_ids(window) == ["c"]
+
+
+def test_view_keys_work_while_the_browser_has_the_focus(qtbot, settings_path, dataset_dir):
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    window.table.view.setFocus()
+    row = window.table.view.currentIndex().row()
+    qtbot.keyClick(window.table.view, Qt.Key.Key_2)  # hide annotator 2, not a jump in the table
+    assert not window.lesion_view.contour_items[1].isVisible()
+    assert window.table.view.currentIndex().row() == row
+    qtbot.keyClick(window.table.view, Qt.Key.Key_0)
+    assert window.lesion_view.contour_items[1].isVisible()
+    window.table.filter_edit.setFocus()
+    qtbot.keyClick(window.table.filter_edit, Qt.Key.Key_2)  # a text field keeps its characters
+    assert window.table.filter_edit.text() == "2"
+    assert window.lesion_view.contour_items[1].isVisible()
