@@ -184,7 +184,9 @@ def test_event_loop_stays_responsive_during_agreement(qtbot, settings_path, monk
 
     demo = demo_dataset_dir()
     monkeypatch.setenv("IAA_DESKTOP_CACHE_DIR", str(tmp_path / "empty-cache"))  # nothing cached: real work
-    window = make_window(qtbot, settings_path, workers=2)
+    # One analysis worker: the agreement is computed in a thread of this process, the case where
+    # it competes hardest with the GUI thread (for the interpreter lock, not just for the CPU).
+    window = make_window(qtbot, settings_path, workers=1)
     # The probe starts once the window has drawn its first lesion (opening is not what is measured)
     # and runs while the agreement of the 60 lesions is being computed.
     with qtbot.waitSignals([window.dataset_loaded, window.lesion_shown], timeout=TIMEOUT_MS):
