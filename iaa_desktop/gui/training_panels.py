@@ -10,7 +10,9 @@ view (with the annotators' outlines drawn on top, as the study's figures do).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
+import sys
 
 import pandas as pd
 from PySide6.QtCore import QObject, Qt
@@ -28,6 +30,11 @@ log = logging.getLogger(__name__)
 BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
 GRAD_CAM = "Grad-CAM"
 TRAINING_DOCKS = ("training", "runs", "predictions")
+
+
+def trainer_installed() -> bool:
+    """Whether this Python can run the trainer (torch and timm installed); imports neither."""
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "timm"))
 
 
 class TrainingPanels(QObject):
@@ -108,6 +115,13 @@ class TrainingPanels(QObject):
         if self.window.dataset is None:
             QMessageBox.information(self.window, "Train a model", "Open a dataset first.")
             return
+        if not trainer_installed():
+            QMessageBox.information(
+                self.window, "Train a model",
+                "Training on this computer needs the train extra (torch, torchvision, timm):\n\n"
+                '    pip install "iaa-desktop[train]"\n\n'
+                f"The trainer runs as its own process with this Python ({sys.executable}). "
+                "Training on another machine over SSH works without it.")
         # Lesions a reviewer excluded from analysis stay out of the training set (which says so).
         workspace = self.window.panels.workspace
         self.controller.export_options["excluded_ids"] = (

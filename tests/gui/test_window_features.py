@@ -14,7 +14,7 @@ pytest.importorskip("superqt")
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox  # noqa: E402
 
 from iaa_desktop.gui.main_window import MainWindow  # noqa: E402
 from tests.builders import make_folder, tree_digest  # noqa: E402
@@ -332,3 +332,17 @@ def test_view_keys_work_while_the_browser_has_the_focus(qtbot, settings_path, da
     qtbot.keyClick(window.table.filter_edit, Qt.Key.Key_2)  # a text field keeps its characters
     assert window.table.filter_edit.text() == "2"
     assert window.lesion_view.contour_items[1].isVisible()
+
+
+def test_train_without_torch_says_how_to_install_it(qtbot, settings_path, dataset_dir, monkeypatch):
+    from iaa_desktop.gui import training_panels
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text: shown.append(text))
+    monkeypatch.setattr(training_panels, "trainer_installed", lambda: False)
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    window.training.train_action.trigger()
+    assert shown and 'pip install "iaa-desktop[train]"' in shown[0]
+    for dialog in window.findChildren(QDialog):
+        dialog.close()
