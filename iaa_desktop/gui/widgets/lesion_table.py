@@ -83,13 +83,25 @@ class DataFrameModel(QAbstractTableModel):
         self._rows: list[tuple[object, ...]] = []
         self._numeric: list[bool] = []
 
+    #: Python format of floats as displayed (``None``: the number itself, Qt's default).
+    float_format: str | None = None
+
     def set_frame(self, frame: pd.DataFrame) -> None:
         """Show ``frame`` (its index is ignored)."""
         self.beginResetModel()
-        self._columns = [str(c) for c in frame.columns]
-        self._numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
-        self._rows = [tuple(_cell(v) for v in row) for row in frame.itertuples(index=False, name=None)]
+        self._load(frame, list(frame.columns))
         self.endResetModel()
+
+    def _load(self, frame: pd.DataFrame, columns: list) -> None:
+        """Convert ``columns`` of ``frame`` once; call between begin/endResetModel."""
+        self._columns = [str(c) for c in columns]
+        self._numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in columns]
+        rows = frame[columns].itertuples(index=False, name=None)
+        self._rows = [tuple(_cell(v) for v in row) for row in rows]
+
+    def _source_row(self, row: int) -> int:
+        """Position in ``_rows`` of shown row ``row`` (subclasses reorder and filter)."""
+        return row
 
     def column_names(self) -> list[str]:
         return list(self._columns)
@@ -104,7 +116,10 @@ class DataFrameModel(QAbstractTableModel):
         if not index.isValid():
             return None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return self._rows[index.row()][index.column()]
+            value = self._rows[self._source_row(index.row())][index.column()]
+            if role == Qt.ItemDataRole.DisplayRole and self.float_format and isinstance(value, float):
+                return format(value, self.float_format)
+            return value
         if role == Qt.ItemDataRole.TextAlignmentRole and self._numeric[index.column()]:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -121,7 +136,7 @@ class DataFrameModel(QAbstractTableModel):
         return None
 
 
-class LesionTableModel(QAbstractTableModel):
+class LesionTableModel(DataFrameModel):
     """The browser's model: a browser frame, listed in an order the core computes.
 
     Sorting and filtering change only ``_order`` (row positions into the
@@ -129,12 +144,11 @@ class LesionTableModel(QAbstractTableModel):
     15,000-row table sorts and filters without a Python call per comparison.
     """
 
+    float_format = ".3f"
+
     def __init__(self, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(BROWSER_COLUMNS, BROWSER_TOOLTIPS, parent)
         self._frame = pd.DataFrame()
-        self._columns: list[str] = []
-        self._rows: list[tuple[object, ...]] = []
-        self._numeric: list[bool] = []
         self._order = np.zeros(0, dtype=np.int64)
         self._accepted = np.zeros(0, dtype=bool)
         self._sort: tuple[str, bool] | None = None
@@ -145,10 +159,7 @@ class LesionTableModel(QAbstractTableModel):
         """Show columns ``visible`` of ``frame``; rows where ``accepted`` is False are hidden."""
         self.beginResetModel()
         self._frame = frame.reset_index(drop=True)
-        self._columns = [c for c in visible if c in frame]
-        self._numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in self._columns]
-        self._rows = [tuple(_cell(v) for v in row)
-                      for row in self._frame[self._columns].itertuples(index=False, name=None)]
+        self._load(self._frame, [c for c in visible if c in frame])
         self._accepted = np.ones(len(frame), bool) if accepted is None else np.asarray(accepted, bool)
         self._reorder()
         self.endResetModel()
@@ -161,9 +172,6 @@ class LesionTableModel(QAbstractTableModel):
 
     def frame(self) -> pd.DataFrame:
         return self._frame
-
-    def column_names(self) -> list[str]:
-        return list(self._columns)
 
     def shown_positions(self) -> np.ndarray:
         """Frame row positions in display order (after filtering and sorting)."""
@@ -190,31 +198,8 @@ class LesionTableModel(QAbstractTableModel):
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
         return 0 if parent.isValid() else len(self._order)
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._columns)
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            value = self._rows[self._order[index.row()]][index.column()]
-            if role == Qt.ItemDataRole.DisplayRole and isinstance(value, float):
-                return f"{value:.3f}"
-            return value
-        if role == Qt.ItemDataRole.TextAlignmentRole and self._numeric[index.column()]:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self._columns):
-            return None
-        name = self._columns[section]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return BROWSER_COLUMNS.get(name, name)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return BROWSER_TOOLTIPS.get(name)
-        return None
+    def _source_row(self, row: int) -> int:
+        return int(self._order[row])
 
     def image_id_at(self, row: int) -> str:
         return str(self._frame.at[int(self._order[row]), "image_id"])
