@@ -20,7 +20,7 @@ from iaa_desktop.core.lesion_agreement import lesion_agreement
 from iaa_desktop.core.model import Dataset, Lesion
 from iaa_desktop.core.pair_matrix import PairMatrix, lesion_agreement_from_table, pair_matrices
 from iaa_desktop.core.qa import iter_qa
-from iaa_desktop.gui.workers import runtime_errors_reported, worker_connections
+from iaa_desktop.gui.workers import generator_worker, worker_connections
 
 log = logging.getLogger(__name__)
 
@@ -72,5 +72,4 @@ def qa_worker(dataset: Dataset, on_errored: Callable[[BaseException], None]) -> 
     It yields ``Progress`` per lesion (``quit()`` stops it there) and
     ``returned`` carries the findings table for ``ProblemsPanel.set_problems``.
     """
-    return create_worker(runtime_errors_reported, iter_qa(dataset), _start_thread=False,
-                         _connect=worker_connections(on_errored))
+    return generator_worker(iter_qa(dataset), on_errored)

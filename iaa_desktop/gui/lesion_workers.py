@@ -18,10 +18,15 @@ from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 from iaa_desktop.core.display_cache import DisplayCache, lesion_cache_key
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.figures.lesion_batch import iter_export_lesion_figures
-from iaa_desktop.core.lesion_display import ImagePreview, LesionDisplay, iter_lesion_display, with_staple
+from iaa_desktop.core.lesion_display import (
+    ImagePreview,
+    LesionDisplay,
+    iter_lesion_display,
+    with_staple,
+)
 from iaa_desktop.core.model import Dataset, Lesion
 from iaa_desktop.core.progress import Progress
-from iaa_desktop.gui.workers import runtime_errors_reported, worker_connections
+from iaa_desktop.gui.workers import generator_worker, worker_connections
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +63,7 @@ def lesion_display_worker(lesion: Lesion, cache: DisplayCache | None,
 
     Yields ``Progress`` per file; ``returned`` carries a ``LesionDisplay``.
     """
-    return create_worker(runtime_errors_reported, cached_lesion_display(lesion, cache), _start_thread=False,
-                         _connect=worker_connections(on_errored))
+    return generator_worker(cached_lesion_display(lesion, cache), on_errored)
 
 
 def staple_worker(lesion: Lesion, display: LesionDisplay, cache: DisplayCache | None,
@@ -78,8 +82,7 @@ def lesion_batch_worker(dataset: Dataset, image_ids: Sequence[str], out_dir: str
     with an ``ExportLocationError``.
     """
     job = iter_export_lesion_figures(dataset, list(image_ids), out_dir, fmt)
-    return create_worker(runtime_errors_reported, job, _start_thread=False,
-                         _connect=worker_connections(on_errored))
+    return generator_worker(job, on_errored)
 
 
 class LesionLoader(QObject):

@@ -63,6 +63,29 @@ def runtime_errors_reported(job: Generator):
         raise WorkerFailure(f"{type(exc).__name__}: {exc}") from exc
 
 
+class ClosingGeneratorWorker(GeneratorWorker):
+    """A ``GeneratorWorker`` that closes its generator when it stops, in its own thread.
+
+    superqt's ``quit()`` leaves the generator suspended at its ``yield``: its ``finally``
+    blocks (the agreement cache's flush, a process pool's shutdown, the lesion decoder's
+    cancelled futures) then ran only when the garbage collector got to it, in whatever
+    thread that was, so what a cancelled analysis had computed was sometimes not in the
+    cache when the user pressed F5. Closed here, they run before ``finished``.
+    """
+
+    def work(self):
+        try:
+            return super().work()
+        finally:
+            self._gen.close()
+
+
+def generator_worker(job: Generator, on_errored: Callable[[BaseException], None]) -> GeneratorWorker:
+    """A worker running ``job``, not started (see ``runtime_errors_reported``, ``ClosingGeneratorWorker``)."""
+    return create_worker(runtime_errors_reported, job, _start_thread=False,
+                         _connect=worker_connections(on_errored), _worker_class=ClosingGeneratorWorker)
+
+
 def _log_error(exc: BaseException) -> None:
     log.debug("worker failed", exc_info=exc)
 
@@ -99,5 +122,4 @@ def analysis_worker(dataset: Dataset, on_errored: Callable[[BaseException], None
     """
     from iaa_desktop.core.dataset_analysis import iter_dataset_analysis
 
-    return create_worker(runtime_errors_reported, iter_dataset_analysis(dataset, workers=workers),
-                         _start_thread=False, _connect=worker_connections(on_errored))
+    return generator_worker(iter_dataset_analysis(dataset, workers=workers), on_errored)

@@ -19,7 +19,7 @@ from iaa_desktop.gui import main_window as main_window_module  # noqa: E402
 from iaa_desktop.gui.app import make_excepthook  # noqa: E402
 from iaa_desktop.gui.main_window import MainWindow, about_text  # noqa: E402
 from iaa_desktop.gui.widgets.lesion_table import DataFrameModel  # noqa: E402
-from iaa_desktop.gui.workers import dataset_worker  # noqa: E402
+from iaa_desktop.gui.workers import dataset_worker, generator_worker  # noqa: E402
 from tests.builders import make_folder  # noqa: E402
 from tests.shared_data import REPO_ROOT  # noqa: E402
 
@@ -72,6 +72,32 @@ def test_dataset_worker_reports_a_bad_path_as_an_error(qtbot, tmp_path):
         worker.start()
     assert results == []
     assert len(errors) == 1 and "no such directory" in str(errors[0])
+
+
+def test_a_cancelled_generator_worker_runs_its_clean_up_before_finished(qtbot):
+    import threading
+
+    cleaned: list[str] = []
+    release = threading.Event()
+
+    def job():
+        try:
+            for i in range(1000):
+                yield i
+                release.wait(5)
+        finally:  # as the agreement engine's cache flush and pool shutdown
+            cleaned.append(threading.current_thread().name)
+
+    errors: list[BaseException] = []
+    worker = generator_worker(job(), errors.append)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        worker.yielded.connect(lambda _step: worker.quit())
+        worker.start()
+        qtbot.waitUntil(lambda: worker.abort_requested, timeout=5_000)
+        release.set()
+    assert cleaned and cleaned[0] != threading.main_thread().name  # ran, in the worker thread
+    assert errors == []
+    del worker  # still referenced until here: superqt alone would have left the clean-up to the collector
 
 
 def test_window_loads_a_dataset(qtbot, window, dataset_dir):
