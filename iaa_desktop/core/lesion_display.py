@@ -42,11 +42,12 @@ from iaa_desktop.core.overlay import (
     read_display_image,
     segmentation_label,
 )
+from iaa_desktop.core.png_fast import warm_up as png_warm_up
 from iaa_desktop.core.progress import Progress
 
 __all__ = [
     "CONSENSUS_NAMES", "ImagePreview", "LesionDisplay", "PairMasks", "StapleDisplay", "display_shape",
-    "iter_lesion_display", "pair_masks", "staple_labels", "to_display", "with_staple",
+    "iter_lesion_display", "pair_masks", "prepare_decoding", "staple_labels", "to_display", "with_staple",
 ]
 
 #: The consensus overlays a pair can name, with their legend labels.
@@ -65,6 +66,15 @@ def _decode_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(_DECODE_THREADS, thread_name_prefix="lesion-decode")
         return _pool
+
+
+def prepare_decoding() -> Future:
+    """Start the decode threads and load the compiled PNG unfilter, ahead of the first lesion.
+
+    Loading it from numba's cache takes a few tenths of a second (compiling it, the first
+    time on a machine, about one second): a viewer calls this when a dataset opens.
+    """
+    return _decode_pool().submit(png_warm_up)
 
 
 @dataclass(frozen=True, eq=False)

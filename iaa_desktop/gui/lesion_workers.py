@@ -22,6 +22,7 @@ from iaa_desktop.core.lesion_display import (
     ImagePreview,
     LesionDisplay,
     iter_lesion_display,
+    prepare_decoding,
     with_staple,
 )
 from iaa_desktop.core.model import Dataset, Lesion
@@ -119,6 +120,8 @@ class LesionLoader(QObject):
         if dataset is not self.dataset:
             self.cancel()
             self.cache.clear()
+            if dataset is not None:
+                prepare_decoding()
         self.dataset = dataset
 
     def is_busy(self) -> bool:

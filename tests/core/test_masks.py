@@ -10,7 +10,7 @@ from PIL import Image
 
 from iaa_desktop.core.errors import MaskDecodeError
 from iaa_desktop.core.images import load_image, read_header_size
-from iaa_desktop.core.masks import decode_mask
+from iaa_desktop.core.masks import _count_intermediate, decode_mask
 from tests.builders import disk, write_image, write_mask
 
 SHAPE = (30, 40)
@@ -163,3 +163,15 @@ def test_load_image_truncated_jpeg_refused(tmp_path):
     with pytest.raises(MaskDecodeError, match="truncated") as info:
         load_image(path)
     assert info.value.reason == "truncated"
+
+
+def test_intermediate_counts_are_exact_beyond_float32():
+    # 5000 x 4000 = 20 M pixels: OpenCV's float32 histogram could not count 16,777,217 exactly.
+    gray = np.full((4000, 5000), 128, np.uint8)
+    gray.reshape(-1)[:3] = 255
+    gray.reshape(-1)[3:10] = 0
+    assert _count_intermediate(gray) == (4000 * 5000 - 10, 2)
+    gray[:] = 0
+    assert _count_intermediate(gray) == (0, 0)
+    gray[0, :7] = 9
+    assert _count_intermediate(gray) == (0, 1)
