@@ -308,3 +308,55 @@ def test_batch_export_from_the_gui_with_cancel_and_refusal(qtbot, tmp_path):
     with qtbot.waitSignal(export.done, timeout=TIMEOUT_MS) as done:
         export.start(dataset, ["a"], dataset.root / "figs", "png")
     assert done.args == [None] and "inside the dataset" in export.error
+
+
+def _render_outline(item_class, opacity=1.0, svg_path=None):
+    """A closed square outline of ``item_class`` drawn by a QGraphicsScene into a QImage (or an SVG)."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QRectF, QSize
+    from PySide6.QtGui import QImage, QPainter
+    from PySide6.QtSvg import QSvgGenerator
+    from PySide6.QtWidgets import QGraphicsScene
+
+    scene = QGraphicsScene(QRectF(0, 0, 100, 100))
+    square = np.array([[20.5, 20.5], [80.5, 20.5], [80.5, 80.5], [20.5, 80.5], [20.5, 20.5]])
+    item = item_class(square[:, 0], square[:, 1], antialias=True,
+                      pen=pg.mkPen("#0072B2", width=2.0, cosmetic=True))
+    item.setOpacity(opacity)
+    scene.addItem(item)
+    if svg_path is not None:
+        generator = QSvgGenerator()
+        generator.setFileName(str(svg_path))
+        generator.setSize(QSize(100, 100))
+        painter = QPainter(generator)
+        scene.render(painter, QRectF(0, 0, 100, 100), QRectF(0, 0, 100, 100))
+        painter.end()
+        return None
+    image = QImage(100, 100, QImage.Format.Format_ARGB32)
+    image.fill(0)
+    painter = QPainter(image)
+    scene.render(painter, QRectF(0, 0, 100, 100), QRectF(0, 0, 100, 100))
+    painter.end()
+    return np.array(image.constBits()).reshape(100, 100, 4)[..., 3].astype(float) / 255
+
+
+def test_fast_outline_covers_the_band_of_the_real_stroke(qtbot, tmp_path):
+    import pyqtgraph as pg
+
+    from iaa_desktop.gui.widgets.lesion_layers import OutlineCurve
+
+    real = _render_outline(pg.PlotCurveItem)
+    fast = _render_outline(OutlineCurve)
+    # The same 2-pixel band: pixel coverage differs by a few percent of the ink, at the corners.
+    assert real.sum() > 400
+    assert np.abs(fast - real).sum() < 0.05 * real.sum()
+    assert fast.sum() == pytest.approx(real.sum(), rel=0.02)
+    assert fast[20, 40:60].min() > 0.9 and fast[50, 40:60].max() == 0  # on the edge, not inside
+    # Below full opacity the four strokes would blend over each other: the real stroke is drawn.
+    np.testing.assert_array_equal(_render_outline(OutlineCurve, opacity=0.5),
+                                  _render_outline(pg.PlotCurveItem, opacity=0.5))
+    # Vector exports get one real 2-pixel stroke, not four thin ones.
+    svg = tmp_path / "outline.svg"
+    _render_outline(OutlineCurve, svg_path=svg)
+    text = svg.read_text()
+    assert text.count("<path") == 1 and 'stroke-width="2"' in text
