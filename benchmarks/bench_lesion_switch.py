@@ -5,8 +5,9 @@ Issue 5, item 9. Synthetic lesions (a smooth skin-like JPEG and 5 annotators' PN
 and 6000 x 4000. Every file is read once first, so the OS file cache is warm.
 
 - **baseline**: the code path before this work: ``core.overlay.iter_lesion_overlay``
-  (image and masks decoded one after the other, outlines traced) and the old
-  ``LesionView.show_overlay`` (outlines only), copied below as ``BaselineView``.
+  (image and masks decoded one after the other, masks by OpenCV's libpng, outlines
+  traced) and the old ``LesionView.show_overlay`` (outlines as 2-pixel antialiased
+  strokes on translucent halos), copied below as ``BaselineView``.
 - **first view**: ``gui.lesion_workers.LesionLoader`` with an empty cache: the worker
   thread decodes (masks in parallel, display-size masks, majority vote, vote fraction,
   entropy) and the real ``LesionView`` draws. STAPLE is not waited for (second stage,
@@ -29,6 +30,7 @@ run this with PySide6 < 6.12 (6.11.3 runs it to the end).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -50,6 +52,7 @@ from _masks import lesion_pair  # noqa: E402
 from PySide6.QtCore import QEventLoop, QRectF, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QWidget  # noqa: E402
 
+from iaa_desktop.core import masks as masks_module  # noqa: E402
 from iaa_desktop.core.display_cache import DisplayCache  # noqa: E402
 from iaa_desktop.core.io import load_dataset  # noqa: E402
 from iaa_desktop.core.lesion_display import with_staple  # noqa: E402
@@ -135,7 +138,23 @@ def repaint(app: QApplication, widget: QWidget) -> None:
     widget.repaint()
 
 
+@contextlib.contextmanager
+def opencv_mask_decoding():
+    """Masks decoded by OpenCV/Pillow alone, as before ``core.png_fast``."""
+    fast = masks_module.decode_png
+    masks_module.decode_png = lambda data: None
+    try:
+        yield
+    finally:
+        masks_module.decode_png = fast
+
+
 def time_baseline(app, view, dataset, ids) -> list[tuple[float, float]]:
+    with opencv_mask_decoding():
+        return _time_baseline(app, view, dataset, ids)
+
+
+def _time_baseline(app, view, dataset, ids) -> list[tuple[float, float]]:
     times = []
     for image_id in ids:
         start, cpu = time.perf_counter(), time.process_time()
