@@ -127,6 +127,11 @@ def test_disagreement_heat_overlay_with_colour_bar(view, qtbot, demo):
     view.controls.disagreement_box.setCurrentIndex(1)
     assert view.heat_item.isVisible() and np.array_equal(view.heat_item.image, display.vote_fraction)
     assert view.colour_bar is not None and view.heat_name == "Vote fraction"
+    # Who drew where stays readable: every outline above the heat map, fills under it.
+    assert min(item.zValue() for item in view.contour_items) > view.heat_item.zValue()
+    view.set_mode("filled")
+    assert max(item.zValue() for item in view.fill_items if item is not None) < view.heat_item.zValue()
+    view.set_mode("contours")
     assert view.colour_bar.values == (0.0, 1.0)
     qtbot.keyClick(view.graphics, Qt.Key.Key_D)
     assert view.disagreement == "entropy" and np.array_equal(view.heat_item.image, display.entropy)

@@ -31,6 +31,10 @@ BACKGROUND = "#1e1e1e"
 LEGEND_TEXT = "#F0F0F0"
 #: Opacity of a heat overlay at full overlay opacity: the skin shows through a little.
 HEAT_OPACITY = 0.75
+#: Stacking, bottom to top: image, fills (2), pair fills (3), heat map (5), annotators'
+#: outlines (6), consensus outlines (10), legend. Outlines stay above a heat map, whose
+#: colours would otherwise tint them past recognition.
+OUTLINE_Z = 6
 
 
 class LesionScene:
@@ -85,6 +89,7 @@ class LesionScene:
                 set_contours(self.contour_items[i], layer.contours, layer.colour, layer.label)
             else:
                 item = contour_item(layer.contours, layer.colour, layer.label)
+                item.setZValue(OUTLINE_Z)
                 self.view_box.addItem(item)
                 self.contour_items.append(item)
             fill = self.fill_items[i]
