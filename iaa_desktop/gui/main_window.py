@@ -34,6 +34,7 @@ from iaa_desktop.core.browser_table import BrowserData, base_frame
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.model import Dataset
 from iaa_desktop.core.progress import Progress
+from iaa_desktop.core.qa import qa_summary
 from iaa_desktop.gui import recent
 from iaa_desktop.gui.dataset_panels import DatasetPanels
 from iaa_desktop.gui.lesion_workers import LesionLoader
@@ -311,6 +312,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel_analysis)
         self.counts_label = QLabel("No dataset open", self)
         self.problems_label = QLabel("", self)
+        self._loader_problems: tuple[int, dict[str, int]] = (0, {})
         bar = self.statusBar()
         bar.addWidget(self.task_label, 1)
         bar.addWidget(self.progress_bar)
@@ -359,12 +361,21 @@ class MainWindow(QMainWindow):
             _plural(int(s["masks"]), "mask"),
             _plural(int(s["annotators"]), "annotator"),
         ]))
-        n = int(s["problem_count"])
-        self.problems_label.setText(_plural(n, "problem"))
-        by_kind = s["problems"]
-        self.problems_label.setToolTip(
-            "\n".join(f"{kind}: {count}" for kind, count in by_kind.items()) if n else "No problems found")
-        colour = "#D55E00" if n else "palette(window-text)"
+        self._loader_problems = (int(s["problem_count"]), dict(s["problems"]))
+        self._show_problem_counts({})
+
+    def _show_problem_counts(self, qa: dict[str, dict[str, int]]) -> None:
+        """Loader problems and, once the analysis ran, the QA findings (``core.qa.qa_summary``)."""
+        n, by_kind = self._loader_problems
+        findings = sum(sum(kinds.values()) for kinds in qa.values())
+        parts = [_plural(n, "problem")] + ([_plural(findings, "QA finding")] if findings else [])
+        self.problems_label.setText(" · ".join(parts))
+        lines = [f"{kind}: {count}" for kind, count in by_kind.items()]
+        lines += [f"QA, {severity}: {kind}: {count}" for severity, kinds in qa.items()
+                  for kind, count in kinds.items()]
+        self.problems_label.setToolTip("\n".join(lines) + "\n(the Problems tab lists them)" if lines
+                                       else "No problems found")
+        colour = "#D55E00" if n or "high" in qa else "palette(window-text)"
         self.problems_label.setStyleSheet(f"color: {colour}; padding: 0 4px;")
 
     def _unexpected(self, exc: BaseException, doing: str) -> str:
@@ -514,6 +525,7 @@ class MainWindow(QMainWindow):
         if self._analysis_worker_request != self._analysis_request or self.dataset is None:
             return
         self.analysis = analysis
+        self._show_problem_counts(qa_summary(analysis.qa))
         data = self.table.data()
         if data is not None:
             self.table.set_data(BrowserData(data.base, analysis.browser_agreement, analysis.qa_flags,

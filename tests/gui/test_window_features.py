@@ -17,7 +17,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox  # noqa: E402
 
 from iaa_desktop.gui.main_window import MainWindow  # noqa: E402
-from tests.builders import make_folder, tree_digest  # noqa: E402
+from tests.builders import disk, make_folder, tree_digest, write_mask  # noqa: E402
 from tests.shared_data import REPO_ROOT  # noqa: E402
 
 TIMEOUT_MS = 30_000
@@ -69,7 +69,18 @@ def test_analysis_fills_agreement_and_qa_columns(qtbot, settings_path, dataset_d
     assert model.index(0, iaa_col).data() == f"{frame.loc[0, 'iaa']:.3f}"
     assert model.index(2, iaa_col).data() == ""
     assert window.analysis is not None and len(window.analysis.agreement.pairwise) > 0
+    assert window.problems_label.text() == "0 problems"  # and no QA finding
     assert tree_digest(dataset_dir) == before
+
+
+def test_status_bar_counts_qa_findings_once_known(qtbot, settings_path, dataset_dir):
+    write_mask(dataset_dir / "masks" / "R2" / "b.png",  # two separate regions: a QA finding
+               disk((60, 80), (20, 26), 9) | disk((60, 80), (45, 65), 6))
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    assert list(window.analysis.qa["kind"]) == ["disconnected_regions"]
+    assert window.problems_label.text() == "0 problems · 1 QA finding"
+    assert "QA, medium: disconnected_regions: 1" in window.problems_label.toolTip()
 
 
 def test_filters_sorting_and_plot_selection(qtbot, settings_path, dataset_dir):
