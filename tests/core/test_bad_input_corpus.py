@@ -20,8 +20,6 @@ import contextlib
 import logging
 import os
 import stat
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +38,7 @@ from iaa_desktop.core.overlay import iter_lesion_overlay
 from iaa_desktop.core.progress import run_to_end
 from iaa_desktop.core.qa import iter_qa
 from iaa_desktop.core.training_set import iter_export_training_set
-from tests.builders import disk, make_imapp, write_image, write_mask
+from tests.builders import disk, make_imapp, png_header_only, write_image, write_mask
 
 SHAPE = (48, 64)
 VICTIM = "ISIC_0000002"
@@ -50,17 +48,6 @@ IMG_CSV = "IMAplusplus_img_metadata.csv"
 
 
 # --- building bad files --------------------------------------------------------------------------
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A small valid-looking PNG whose header claims ``width`` x ``height`` (a decompression bomb)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
-
 
 def victim_mask(root: Path, annotator: str = "A01") -> Path:
     return next((root / "segs").glob(f"{VICTIM}_{annotator}_*.png"))

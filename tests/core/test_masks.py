@@ -1,7 +1,5 @@
 """The mask decoding policy: every PNG flavour in, a boolean mask and problem records out."""
 
-import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -11,7 +9,7 @@ from PIL import Image
 from iaa_desktop.core.errors import MaskDecodeError
 from iaa_desktop.core.images import load_image, read_header_size
 from iaa_desktop.core.masks import _count_intermediate, decode_mask
-from tests.builders import disk, write_image, write_mask
+from tests.builders import disk, png_header_only, write_image, write_mask
 
 SHAPE = (30, 40)
 TRUTH = disk(SHAPE, (15, 20), 8)
@@ -121,20 +119,9 @@ def test_directory_instead_of_file(tmp_path):
     assert decoded.mask is None and _kinds(decoded) == ["unreadable_mask"]
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height, with a tiny IDAT and an IEND."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
-
-
 def test_decompression_bomb_20000_square_refused_from_header(tmp_path):
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header_only(20_000, 20_000))
+    path.write_bytes(png_header_only(20_000, 20_000))
     decoded = decode_mask(path)
     assert decoded.mask is None and _kinds(decoded) == ["image_too_large"]
     assert "20000 x 20000" in decoded.problems[0].message

@@ -19,11 +19,7 @@ from PIL import Image
 
 from iaa_desktop.core.masks import decode_mask
 from iaa_desktop.core.png_fast import decode_png, warm_up
-
-
-def _chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(payload, zlib.crc32(kind))
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+from tests.builders import png_chunk
 
 
 def _filter_row(kind: int, row: np.ndarray, prior: np.ndarray, bpp: int) -> np.ndarray:
@@ -61,11 +57,11 @@ def make_png(pixels: np.ndarray, filters, *, colour: int = 0, depth: int = 8, in
         raw += _filter_row(kind, rows[y], prior, bpp).tobytes()
         prior = rows[y]
     ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, interlace)
-    body = [_chunk(b"IHDR", ihdr)]
+    body = [png_chunk(b"IHDR", ihdr)]
     if colour == 3:
-        body.append(_chunk(b"PLTE", bytes(range(256)) * 3))
-    body += [_chunk(kind, payload) for kind, payload in extra]
-    body += [_chunk(b"IDAT", zlib.compress(bytes(raw), level)), _chunk(b"IEND", b"")]
+        body.append(png_chunk(b"PLTE", bytes(range(256)) * 3))
+    body += [png_chunk(kind, payload) for kind, payload in extra]
+    body += [png_chunk(b"IDAT", zlib.compress(bytes(raw), level)), png_chunk(b"IEND", b"")]
     return b"\x89PNG\r\n\x1a\n" + b"".join(body)
 
 
@@ -148,7 +144,7 @@ def _with_ihdr_byte(data: bytes, offset: int, value: int) -> bytes:
     """``data`` with byte ``offset`` of the IHDR payload changed and its CRC fixed."""
     ihdr = bytearray(data[16:29])
     ihdr[offset] = value
-    return data[:8] + _chunk(b"IHDR", bytes(ihdr)) + data[33:]
+    return data[:8] + png_chunk(b"IHDR", bytes(ihdr)) + data[33:]
 
 
 @pytest.mark.parametrize("case", ["rgb", "one-bit", "interlaced", "trns", "bad-crc", "short-stream",
@@ -178,7 +174,7 @@ def test_other_files_are_left_to_the_full_decoders(case):
         raw[0] = 5
         data = make_png(mask, [1])
         idat = zlib.compress(bytes(raw))
-        data = data[:33] + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+        data = data[:33] + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
     elif case == "unknown-critical":
         data = make_png(mask, [1], extra=((b"ABCD", b"x"),))
     elif case == "not-png":
