@@ -24,6 +24,15 @@ def add_dataset_argument(parser) -> None:
                         help="derm7pt: dermoscopic (default) or clinical images")
 
 
+def add_review_exclusion_arguments(parser) -> None:
+    """``--exclude-reviewed`` and ``--workspace DIR`` of the commands that can leave out excluded lesions."""
+    parser.add_argument("--exclude-reviewed", action="store_true",
+                        help="leave out the lesions reviewers marked 'exclude' (workspace: --workspace, "
+                             "else the dataset's)")
+    parser.add_argument("--workspace", type=Path, metavar="DIR",
+                        help="the workspace holding the reviews (default: the dataset's)")
+
+
 class ProgressBar:
     """A one-line text progress bar on stderr (silent when stderr is not a terminal)."""
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, run_with_bar
+from iaa_desktop.cli.common import (
+    add_dataset_argument,
+    add_review_exclusion_arguments,
+    fail,
+    is_inside,
+    load_or_explain,
+    run_with_bar,
+)
 
 
 def add_parser(sub) -> None:
@@ -29,11 +36,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the stratified 70/10/20 split when the metadata has none")
     parser.add_argument("--limit", type=int, metavar="N", help="export only the first N images")
-    parser.add_argument("--exclude-reviewed", action="store_true",
-                        help="leave out the lesions reviewers marked 'exclude' (workspace: --workspace, "
-                             "else the dataset's)")
-    parser.add_argument("--workspace", type=Path, metavar="DIR",
-                        help="the workspace holding the reviews (default: the dataset's)")
+    add_review_exclusion_arguments(parser)
     parser.set_defaults(func=run)
 
 

@@ -27,7 +27,14 @@ import os
 import sys
 from pathlib import Path
 
-from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, measure_agreement
+from iaa_desktop.cli.common import (
+    add_dataset_argument,
+    add_review_exclusion_arguments,
+    fail,
+    is_inside,
+    load_or_explain,
+    measure_agreement,
+)
 
 
 def add_parser(sub) -> None:
@@ -64,11 +71,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--lesion-figures", type=int, default=6, metavar="N",
                         help="from a dataset: overlay, pairwise Dice and disagreement figures of the "
                              "N lesions with the lowest IAA (default %(default)s; 0 for none)")
-    parser.add_argument("--exclude-reviewed", action="store_true",
-                        help="leave out the lesions reviewers marked 'exclude' (workspace: --workspace, "
-                             "else the dataset's)")
-    parser.add_argument("--workspace", type=Path, metavar="DIR",
-                        help="the workspace holding the reviews (default: the dataset's)")
+    add_review_exclusion_arguments(parser)
     parser.set_defaults(func=run)
 
 
