@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt  # noqa: E402
 
-from iaa_desktop.core.browser_table import BrowserData, base_frame  # noqa: E402
-from iaa_desktop.core.io import load_dataset  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
+from iaa_desktop.core.display.browser_table import BrowserData, base_frame  # noqa: E402
 from iaa_desktop.gui.app import make_application  # noqa: E402
 from iaa_desktop.gui.widgets.lesion_table import DataFrameModel, LesionTable  # noqa: E402
 

@@ -30,7 +30,8 @@ import SimpleITK as sitk
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from iaa_desktop.core.consensus import majority_vote, staple  # noqa: E402
+from iaa_desktop.core.agreement.consensus import majority_vote  # noqa: E402
+from iaa_desktop.core.agreement.staple import staple  # noqa: E402
 
 _N_VERTICES = 4096
 _SPEEDUP_TARGET = 20.0

@@ -34,7 +34,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from iaa_desktop.core.io import load_dataset  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
 
 IMAPP = REPO.parent / "shared" / "data" / "imapp"
@@ -134,7 +134,7 @@ def main() -> int:
         print(f"IMA++ metadata not found in {IMAPP}", file=sys.stderr)
         return 2
     data_dir = build(args.data_dir, args.workers, args.limit)
-    from iaa_desktop.core.agreement_engine import iter_dataset_agreement
+    from iaa_desktop.core.agreement.engine import iter_dataset_agreement
 
 
     start = time.perf_counter()

@@ -22,7 +22,7 @@ _CHILD = r"""
 import json, resource, sys, time
 root, mode = sys.argv[1], sys.argv[2]
 import pandas as pd
-from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.dataset.io import load_dataset
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 if mode == "pandas":

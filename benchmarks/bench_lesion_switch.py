@@ -52,11 +52,11 @@ from _masks import lesion_pair  # noqa: E402
 from PySide6.QtCore import QEventLoop, QRectF, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QWidget  # noqa: E402
 
-from iaa_desktop.core import masks as masks_module  # noqa: E402
-from iaa_desktop.core.display_cache import DisplayCache  # noqa: E402
-from iaa_desktop.core.io import load_dataset  # noqa: E402
-from iaa_desktop.core.lesion_display import with_staple  # noqa: E402
-from iaa_desktop.core.overlay import iter_lesion_overlay, join_contours  # noqa: E402
+from iaa_desktop.core.dataset import masks as masks_module  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
+from iaa_desktop.core.display.cache import DisplayCache  # noqa: E402
+from iaa_desktop.core.display.lesion import with_staple  # noqa: E402
+from iaa_desktop.core.display.overlay import iter_lesion_overlay, join_contours  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
 from iaa_desktop.gui.lesion_workers import LesionLoader, cached_lesion_display  # noqa: E402
 from iaa_desktop.gui.widgets.lesion_view import LesionView  # noqa: E402

@@ -28,9 +28,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from iaa_desktop.core.io import load_dataset  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
-from iaa_desktop.core.training_set import iter_export_training_set  # noqa: E402
+from iaa_desktop.core.training.training_set import iter_export_training_set  # noqa: E402
 from trainer.data import H5ImageDataset, read_table  # noqa: E402
 
 SOURCE = REPO.parent / "shared" / "data" / "isic2017_256" / "train"

@@ -34,10 +34,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _masks import lesion_pair  # noqa: E402
 
-from iaa_desktop.core import masks as masks_module  # noqa: E402
-from iaa_desktop.core.images import read_header_size  # noqa: E402
-from iaa_desktop.core.masks import decode_mask  # noqa: E402
-from iaa_desktop.core.png_fast import warm_up  # noqa: E402
+from iaa_desktop.core.dataset import masks as masks_module  # noqa: E402
+from iaa_desktop.core.dataset.images import read_header_size  # noqa: E402
+from iaa_desktop.core.dataset.masks import decode_mask  # noqa: E402
+from iaa_desktop.core.dataset.png_fast import warm_up  # noqa: E402
 
 SIZES = {"1022x767": (767, 1022), "3008x2000": (2000, 3008), "6000x4000": (4000, 6000)}
 

@@ -35,7 +35,7 @@ from medpy.metric import binary as medpy_binary
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _masks import lesion_pair  # noqa: E402
 
-from iaa_desktop.core.metrics import mask_surface, pair_metrics  # noqa: E402
+from iaa_desktop.core.agreement.metrics import mask_surface, pair_metrics  # noqa: E402
 
 SIZES = ((767, 1022), (2000, 3008), (4000, 6000))  # (H, W): ISIC-small, ~6 MP, 24 MP
 

@@ -26,9 +26,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from iaa_desktop.core.model import Dataset, Lesion  # noqa: E402
+from iaa_desktop.core.dataset.model import Dataset, Lesion  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
-from iaa_desktop.core.training_set import iter_export_training_set  # noqa: E402
+from iaa_desktop.core.training.training_set import iter_export_training_set  # noqa: E402
 
 IMAGES = REPO.parent / "shared" / "data" / "isic2017_256" / "train"
 

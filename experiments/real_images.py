@@ -35,9 +35,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from iaa_desktop.core.io import load_dataset  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
-from iaa_desktop.core.training_set import iter_export_training_set, read_iaa_table  # noqa: E402
+from iaa_desktop.core.training.iaa_labels import read_iaa_table  # noqa: E402
+from iaa_desktop.core.training.training_set import iter_export_training_set  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 IMAGE_LEVEL = SHARED / "imapp" / "IMAplusplus_multiannotator_subset_image_level_metrics.csv"

@@ -18,9 +18,9 @@ import pyqtgraph as pg  # noqa: E402
 from PySide6.QtCore import QPointF  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from iaa_desktop.core.demo import demo_dataset_dir  # noqa: E402
-from iaa_desktop.core.io import load_dataset  # noqa: E402
-from iaa_desktop.core.lesion_display import iter_lesion_display, with_staple  # noqa: E402
+from iaa_desktop.core.dataset.demo import demo_dataset_dir  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
+from iaa_desktop.core.display.lesion import iter_lesion_display, with_staple  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
 from iaa_desktop.gui.widgets.lesion_view import LesionView  # noqa: E402
 

@@ -19,12 +19,12 @@ sys.path.insert(0, str(REPO))
 import pyqtgraph as pg  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-from iaa_desktop.core.agreement_engine import iter_dataset_agreement  # noqa: E402
-from iaa_desktop.core.demo import demo_dataset_dir  # noqa: E402
-from iaa_desktop.core.io import load_dataset  # noqa: E402
-from iaa_desktop.core.overlay import lesion_table_frame  # noqa: E402
+from iaa_desktop.core.agreement.engine import iter_dataset_agreement  # noqa: E402
+from iaa_desktop.core.dataset.demo import demo_dataset_dir  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
+from iaa_desktop.core.dataset.qa import iter_qa  # noqa: E402
+from iaa_desktop.core.display.overlay import lesion_table_frame  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
-from iaa_desktop.core.qa import iter_qa  # noqa: E402
 from iaa_desktop.gui.analysis_workers import lesion_pair_matrices, views_with_metadata  # noqa: E402
 from iaa_desktop.gui.widgets.agreement_plots import AgreementPlots  # noqa: E402
 from iaa_desktop.gui.widgets.pair_heatmap import PairHeatmap  # noqa: E402

@@ -17,7 +17,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from iaa_desktop.core.runs import LOG_FILE, RUN_SPEC_FILE, RunSpec, RunSpecError, append_event, load_spec
+from iaa_desktop.core.training.runs import (
+    LOG_FILE,
+    RUN_SPEC_FILE,
+    RunSpec,
+    RunSpecError,
+    append_event,
+    load_spec,
+)
 
 # flag -> RunSpec field
 OVERRIDES = {"data": "data", "mode": "mode", "backbone": "backbone", "pretrained": "pretrained",

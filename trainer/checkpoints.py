@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.runs import CHECKPOINT_DIR
+from iaa_desktop.core.training.runs import CHECKPOINT_DIR
 
 FORMAT_VERSION = 1
 STATE_FILE = "last_state.pt"

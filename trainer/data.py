@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from iaa_desktop.core.training_set import TrainingSetError, read_training_set_info
+from iaa_desktop.core.training.training_set import TrainingSetError, read_training_set_info
 
 
 @dataclass(frozen=True)

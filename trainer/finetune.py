@@ -23,7 +23,7 @@ from pathlib import Path
 
 from torch import nn
 
-from iaa_desktop.core.runs import RunSpec, RunSpecError
+from iaa_desktop.core.training.runs import RunSpec, RunSpecError
 from trainer import checkpoints as ckpt
 from trainer.models import CLASSES, IAAModel, make_head
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from iaa_desktop.core.errors import IAAError
+from trainer.pretrained import PretrainedWeightsError, create_imagenet_model
 
 HEAD_HIDDEN = 256
 CLASSES = ("benign", "malignant")
@@ -32,13 +33,13 @@ def make_head(in_features: int, out_features: int, hidden: int = HEAD_HIDDEN) ->
 def _create_backbone(name: str, pretrained: str) -> nn.Module:
     if not timm.is_model(name):
         raise ModelError(f"unknown timm backbone {name!r}")
-    if pretrained == "timm":
+    if pretrained in ("imagenet", "timm"):
+        # "timm" is the older name of the same choice: the hub when reachable, else the
+        # packaged offline weights (trainer.pretrained).
         try:
-            return timm.create_model(name, pretrained=True, num_classes=0)
-        except Exception as exc:  # noqa: BLE001 - hub/network/ssl failures come in many types
-            raise ModelError(
-                f"pretrained weights need internet access or a weights file ({name}: "
-                f"{type(exc).__name__}: {exc})") from None
+            return create_imagenet_model(name, num_classes=0)
+        except PretrainedWeightsError as exc:
+            raise ModelError(str(exc)) from None
     backbone = timm.create_model(name, pretrained=False, num_classes=0)
     if pretrained not in ("", "none"):
         load_backbone_weights(backbone, pretrained)

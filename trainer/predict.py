@@ -134,10 +134,10 @@ def image_folder_training_set(folder: Path, size: int, out_path: Path) -> Path:
     Written with the same export as ``iaa-desktop export-training-set`` (same
     decoding and resizing), to ``out_path``, which must lie outside ``folder``.
     """
-    from iaa_desktop.core.io.discover import IMAGE_EXTENSIONS, index_images, list_files
-    from iaa_desktop.core.model import Dataset, Lesion
+    from iaa_desktop.core.dataset.io.discover import IMAGE_EXTENSIONS, index_images, list_files
+    from iaa_desktop.core.dataset.model import Dataset, Lesion
     from iaa_desktop.core.progress import run_to_end
-    from iaa_desktop.core.training_set import iter_export_training_set
+    from iaa_desktop.core.training.training_set import iter_export_training_set
 
     by_id, _ = index_images(folder, list_files(folder))
     if not by_id:

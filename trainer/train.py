@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.runs import RUN_SPEC_FILE, SUMMARY_FILE, RunSpec, append_event, save_spec
+from iaa_desktop.core.training.runs import RUN_SPEC_FILE, SUMMARY_FILE, RunSpec, append_event, save_spec
 from trainer import checkpoints as ckpt
 from trainer.data import H5ImageDataset, TrainingTable, normalize, read_table, select_indices
 from trainer.losses import TaskLoss, class_weights

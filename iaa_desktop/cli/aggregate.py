@@ -6,12 +6,8 @@ import math
 from pathlib import Path
 
 from iaa_desktop.cli.common import fail
-from iaa_desktop.core.agreement_tables import (
-    agreement_tables,
-    is_consensus_pair,
-    read_pairwise_csv,
-    write_agreement_tables,
-)
+from iaa_desktop.core.agreement.table_io import read_pairwise_csv, write_agreement_tables
+from iaa_desktop.core.agreement.tables import agreement_tables, is_consensus_pair
 from iaa_desktop.core.errors import IAAError
 
 

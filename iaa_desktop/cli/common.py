@@ -71,7 +71,7 @@ def resolve_dataset_path(path: Path | None) -> Path:
     """The dataset directory to use: ``path``, or the demo dataset (generated if needed)."""
     if path is not None:
         return path
-    from iaa_desktop.core.demo import demo_dataset_dir
+    from iaa_desktop.core.dataset.demo import demo_dataset_dir
 
     print("Using the embedded demo dataset (synthetic; generated on first use).",
           file=sys.stderr, flush=True)
@@ -80,8 +80,8 @@ def resolve_dataset_path(path: Path | None) -> Path:
 
 def load_or_explain(args):
     """(dataset, None) or (None, exit code 2) after printing a clear message."""
+    from iaa_desktop.core.dataset.io import load_dataset
     from iaa_desktop.core.errors import IAAError
-    from iaa_desktop.core.io import load_dataset
 
     options = {k: v for k, v in (("masks_dir", args.masks_dir), ("images_dir", args.images_dir))
                if v is not None}
@@ -112,7 +112,7 @@ def measure_agreement(dataset, args, maps_dir: Path | None = None):
     Reads ``args.workers`` and ``args.no_cache``. Ctrl+C stops at the next
     lesion; what was computed stays in the cache.
     """
-    from iaa_desktop.core.agreement_engine import iter_dataset_agreement
+    from iaa_desktop.core.agreement.engine import iter_dataset_agreement
 
     options = {"workers": args.workers, "maps_dir": maps_dir}
     if args.no_cache:

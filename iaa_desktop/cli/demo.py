@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from iaa_desktop.core.demo import demo_dataset_dir, iter_write_demo
+    from iaa_desktop.core.dataset.demo import demo_dataset_dir, iter_write_demo
 
     try:
         if args.out is None:

@@ -1,6 +1,6 @@
 """``iaa-desktop export-training-set [DATASET] --out SET.h5``: images, IAA, labels, splits in HDF5.
 
-The file is what ``iaa-train`` reads (layout: ``iaa_desktop.core.training_set``).
+The file is what ``iaa-train`` reads (layout: ``iaa_desktop.core.training.training_set``).
 IAA comes from the dataset's masks, or with ``--iaa-from`` from a published
 IMA++ table (pairwise or image-level CSV) when the masks are not at hand.
 """
@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     # Imported here so that `iaa-desktop --help` and the other commands start fast.
     from iaa_desktop.core.errors import IAAError
-    from iaa_desktop.core.training_set import iter_export_training_set, read_iaa_table
+    from iaa_desktop.core.training.iaa_labels import read_iaa_table
+    from iaa_desktop.core.training.training_set import iter_export_training_set
 
     if args.size < 1:
         return fail(f"--size must be a positive number of pixels, got {args.size}")
@@ -63,8 +64,8 @@ def run(args) -> int:
             return fail(f"{args.out.parent}: cannot create the output folder ({exc.strerror})")
     excluded: frozenset[str] = frozenset()
     if args.exclude_reviewed:
-        from iaa_desktop.core.review import excluded_ids
-        from iaa_desktop.core.workspace import Workspace
+        from iaa_desktop.core.review.reviews import excluded_ids
+        from iaa_desktop.core.review.workspace import Workspace
         from iaa_desktop.core.workspace_paths import workspace_dir_for
 
         try:

@@ -3,7 +3,7 @@
 Fine-tunes each diagnosis-only and multi-task source checkpoint (one of each per
 backbone) on each dataset and seed with ``iaa-train --finetune-from``, and writes
 the study's table: test balanced accuracy per dataset and backbone for both, the
-difference and the mean difference (``iaa_desktop.core.finetune_compare``).
+difference and the mean difference (``iaa_desktop.core.training.finetune_compare``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from iaa_desktop.core.errors import IAAError
-    from iaa_desktop.core.finetune_compare import iter_finetune_compare
+    from iaa_desktop.core.training.finetune_compare import iter_finetune_compare
 
     train_args: list[str] = []
     for flag, _ in TRAIN_FLAGS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from iaa_desktop.cli.common import add_dataset_argument, load_or_explain
-from iaa_desktop.core.summary import dataset_summary
+from iaa_desktop.core.dataset.summary import dataset_summary
 
 _LABELS = {
     "images": "images",

@@ -34,7 +34,8 @@ def run(args) -> int:
     # Imported here so that `iaa-desktop --help` and the other commands start fast.
     import pandas as pd
 
-    from iaa_desktop.core.agreement_tables import agreement_tables, write_agreement_tables, write_table
+    from iaa_desktop.core.agreement.table_io import write_agreement_tables, write_table
+    from iaa_desktop.core.agreement.tables import agreement_tables
     from iaa_desktop.core.errors import IAAError
 
     dataset, code = load_or_explain(args)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, run_with_bar
-from iaa_desktop.core.qa import iter_qa, qa_exit_code, qa_summary
+from iaa_desktop.core.dataset.qa import iter_qa, qa_exit_code, qa_summary
 
 
 def add_parser(sub) -> None:

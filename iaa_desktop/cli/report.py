@@ -11,9 +11,9 @@ Two ways in:
   image sizes and ages from the loaded lesions.
 
 Writes to DIR only (never into the dataset, nor over the input tables):
-``stats.json`` (:func:`iaa_desktop.core.analysis.stats_json` plus ``inputs``:
+``stats.json`` (:func:`iaa_desktop.core.statistics.analysis_output.stats_json` plus ``inputs``:
 the paths read), the analysis tables as CSV
-(:func:`iaa_desktop.core.analysis.analysis_tables`), and, when the figure and
+(:func:`iaa_desktop.core.statistics.analysis_output.analysis_tables`), and, when the figure and
 HTML modules are installed, the figures and ``report.html``. Prints the group
 sizes, means, SDs and tests of malignant vs benign and intra vs inter pairs.
 """
@@ -77,8 +77,8 @@ def add_parser(sub) -> None:
 
 def _review_exclusions(args, inputs: dict) -> frozenset[str] | str:
     """Image ids marked ``exclude`` in the workspace (and note it in ``inputs``), or an error."""
-    from iaa_desktop.core.review import excluded_ids
-    from iaa_desktop.core.workspace import Workspace
+    from iaa_desktop.core.review.reviews import excluded_ids
+    from iaa_desktop.core.review.workspace import Workspace
     from iaa_desktop.core.workspace_paths import workspace_dir_for
 
     folder = args.workspace
@@ -115,8 +115,8 @@ def _print_comparison(title: str, comparison) -> None:
 
 def _load_tables(args):
     """(pairwise, metadata, inputs) from the published tables, or raise IAAError."""
-    from iaa_desktop.core.agreement_tables import read_pairwise_csv
-    from iaa_desktop.core.io.tables import read_table
+    from iaa_desktop.core.agreement.table_io import read_pairwise_csv
+    from iaa_desktop.core.dataset.io.tables import read_table
 
     pairwise = read_pairwise_csv(args.pairwise_metrics)
     metadata = read_table(args.image_metadata, ("benign_malignant",), "image metadata")
@@ -130,8 +130,8 @@ def _load_tables(args):
 
 def _compute_from_dataset(args):
     """(pairwise, metadata, inputs) computed from a dataset's masks, or an exit code."""
-    from iaa_desktop.core.analysis import image_metadata_from_dataset
-    from iaa_desktop.core.lesion_agreement import dataset_fingerprint
+    from iaa_desktop.core.agreement.lesion import dataset_fingerprint
+    from iaa_desktop.core.statistics.analysis import image_metadata_from_dataset
 
     dataset, code = load_or_explain(args)
     if dataset is None:
@@ -181,9 +181,9 @@ def _write_extras(result, stats: dict, out: Path, parameters: dict, formats: tup
         figures = write_report_figures(result, out, formats=formats, dpi=dpi)
         written += [path for paths in figures.values() for path in paths]
     try:
-        from iaa_desktop.core.html_report import write_html_report
+        from iaa_desktop.core.statistics.html_report import write_html_report
     except ImportError as exc:
-        print(f"note: HTML report skipped (iaa_desktop.core.html_report not available: {exc})")
+        print(f"note: HTML report skipped (iaa_desktop.core.statistics.html_report not available: {exc})")
     else:
         # Matrices and per-annotator records read better as tables than as flattened statistics.
         shown = {k: v for k, v in stats.items() if k not in ("factor_matrices", "per_annotator", "inputs")}
@@ -201,8 +201,9 @@ def run(args) -> int:
     # Imported here so that `iaa-desktop --help` and the other commands start fast.
     import json
 
-    from iaa_desktop.core.analysis import run_analysis, stats_json, write_analysis_tables
     from iaa_desktop.core.errors import IAAError
+    from iaa_desktop.core.statistics.analysis import run_analysis
+    from iaa_desktop.core.statistics.analysis_output import stats_json, write_analysis_tables
 
     if args.n_boot < 0:
         return fail(f"--n-boot must be 0 or more, not {args.n_boot}")

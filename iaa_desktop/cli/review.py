@@ -31,8 +31,13 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from iaa_desktop.core.errors import IAAError
-    from iaa_desktop.core.review import STATUS_LABELS, export_reviews_csv, import_reviews_csv, review_summary
-    from iaa_desktop.core.workspace import Workspace
+    from iaa_desktop.core.review.reviews import (
+        STATUS_LABELS,
+        export_reviews_csv,
+        import_reviews_csv,
+        review_summary,
+    )
+    from iaa_desktop.core.review.workspace import Workspace
     from iaa_desktop.core.workspace_paths import workspace_dir_for
 
     if args.action == "import" and args.csv is None:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 import pandas as pd
 from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 
-from iaa_desktop.core.agreement_views import DatasetViews, dataset_views
-from iaa_desktop.core.analysis import image_metadata_from_dataset
-from iaa_desktop.core.lesion_agreement import lesion_agreement
-from iaa_desktop.core.model import Dataset, Lesion
-from iaa_desktop.core.pair_matrix import PairMatrix, lesion_agreement_from_table, pair_matrices
-from iaa_desktop.core.qa import iter_qa
+from iaa_desktop.core.agreement.lesion import lesion_agreement
+from iaa_desktop.core.dataset.model import Dataset, Lesion
+from iaa_desktop.core.dataset.qa import iter_qa
+from iaa_desktop.core.display.pair_matrix import PairMatrix, lesion_agreement_from_table, pair_matrices
+from iaa_desktop.core.statistics.analysis import image_metadata_from_dataset
+from iaa_desktop.core.statistics.views import DatasetViews, dataset_views
 from iaa_desktop.gui.workers import generator_worker, worker_connections
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from types import TracebackType
 
 import platformdirs
 import pyqtgraph as pg
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from iaa_desktop import __version__
@@ -114,6 +115,12 @@ def make_application(argv: Sequence[str] | None = None) -> QApplication:
     app.setApplicationName("iaa-desktop")
     app.setApplicationDisplayName("IAA Desktop")
     app.setApplicationVersion(__version__)
+    if not hasattr(app, "_iaa_garbage_collector"):
+        # Collect reference cycles only in the GUI thread, on a timer: a Qt wrapper freed by a
+        # collection that starts in a worker thread runs its C++ destructor there, which takes a
+        # Qt lock the GUI thread may hold while it waits for the interpreter lock (a deadlock
+        # seen in the tests). pyqtgraph's collector disables automatic collection for this.
+        app._iaa_garbage_collector = GarbageCollector(interval=1.0)
     return app
 
 

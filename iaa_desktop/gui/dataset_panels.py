@@ -14,7 +14,7 @@ import logging
 from PySide6.QtCore import QObject, Qt
 
 from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.workspace import Workspace, WorkspaceError
+from iaa_desktop.core.review.workspace import Workspace, WorkspaceError
 from iaa_desktop.gui.analysis_workers import dataset_views_worker, pair_matrices_worker
 from iaa_desktop.gui.widgets.agreement_plots import AgreementPlots
 from iaa_desktop.gui.widgets.pair_heatmap import PairHeatmap

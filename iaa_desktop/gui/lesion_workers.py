@@ -15,17 +15,17 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 
-from iaa_desktop.core.display_cache import DisplayCache, lesion_cache_key
-from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.figures.lesion_batch import iter_export_lesion_figures
-from iaa_desktop.core.lesion_display import (
+from iaa_desktop.core.dataset.model import Dataset, Lesion
+from iaa_desktop.core.display.cache import DisplayCache, lesion_cache_key
+from iaa_desktop.core.display.lesion import (
     ImagePreview,
     LesionDisplay,
     iter_lesion_display,
     prepare_decoding,
     with_staple,
 )
-from iaa_desktop.core.model import Dataset, Lesion
+from iaa_desktop.core.errors import IAAError
+from iaa_desktop.core.figures.lesion_batch import iter_export_lesion_figures
 from iaa_desktop.core.progress import Progress
 from iaa_desktop.gui.workers import generator_worker, worker_connections
 

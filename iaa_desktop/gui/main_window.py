@@ -30,11 +30,11 @@ from PySide6.QtWidgets import (
 )
 
 from iaa_desktop import __version__
-from iaa_desktop.core.browser_table import BrowserData, base_frame
+from iaa_desktop.core.dataset.model import Dataset
+from iaa_desktop.core.dataset.qa import qa_summary
+from iaa_desktop.core.display.browser_table import BrowserData, base_frame
 from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.model import Dataset
 from iaa_desktop.core.progress import Progress
-from iaa_desktop.core.qa import qa_summary
 from iaa_desktop.gui import recent
 from iaa_desktop.gui.dataset_panels import DatasetPanels
 from iaa_desktop.gui.lesion_workers import LesionLoader
@@ -58,7 +58,7 @@ BOTTOM = Qt.DockWidgetArea.BottomDockWidgetArea
 
 def demo_available() -> bool:
     """Whether the demo dataset generator is installed."""
-    return importlib.util.find_spec("iaa_desktop.core.demo") is not None
+    return importlib.util.find_spec("iaa_desktop.core.dataset.demo") is not None
 
 
 def about_text() -> str:
@@ -450,7 +450,7 @@ class MainWindow(QMainWindow):
         self.start_analysis()
 
     def _on_worst_action_triggered(self) -> None:
-        from iaa_desktop.core.browser_table import lowest_iaa_image
+        from iaa_desktop.core.display.browser_table import lowest_iaa_image
 
         data = self.table.data()
         image_id = lowest_iaa_image(data.frame()) if data is not None else None
@@ -460,7 +460,7 @@ class MainWindow(QMainWindow):
             self.show_lesion(image_id)
 
     def _on_export_table_action_triggered(self) -> None:
-        from iaa_desktop.core.agreement_tables import write_table
+        from iaa_desktop.core.agreement.table_io import write_table
 
         if self.table.data() is None:
             return

@@ -23,7 +23,7 @@ from PySide6.QtGui import QAction, QColor, QImage, QPageLayout, QPageSize, QPain
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QToolButton, QWidget
 
-from iaa_desktop.core.agreement_tables import write_table
+from iaa_desktop.core.agreement.table_io import write_table
 from iaa_desktop.core.errors import IAAError
 
 log = logging.getLogger(__name__)

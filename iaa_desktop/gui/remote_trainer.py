@@ -17,7 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.remote import (
+from iaa_desktop.core.training.remote import (
     RemoteTarget,
     alive_command,
     append_events_chunk,
@@ -27,8 +27,8 @@ from iaa_desktop.core.remote import (
     start_command,
     upload_commands,
 )
-from iaa_desktop.core.run_records import derive_status, mark_cancelled
-from iaa_desktop.core.runs import EVENTS_FILE, RUN_SPEC_FILE, RunSpecError, load_spec, read_events
+from iaa_desktop.core.training.run_records import derive_status, mark_cancelled
+from iaa_desktop.core.training.runs import EVENTS_FILE, RUN_SPEC_FILE, RunSpecError, load_spec, read_events
 from iaa_desktop.gui.trainer_process import ProgressClock
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from iaa_desktop.core.browser_table import lowest_iaa_image
+from iaa_desktop.core.display.browser_table import lowest_iaa_image
 
 log = logging.getLogger(__name__)
 

@@ -26,14 +26,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
-from iaa_desktop.core.run_records import (
+from iaa_desktop.core.training.run_records import (
     PID_FILE,
     derive_status,
     eta_seconds,
     mark_cancelled,
     run_fraction,
 )
-from iaa_desktop.core.runs import RUN_SPEC_FILE, read_events
+from iaa_desktop.core.training.runs import RUN_SPEC_FILE, read_events
 
 log = logging.getLogger(__name__)
 

@@ -20,19 +20,10 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 from superqt.utils import create_worker
 
+from iaa_desktop.core.dataset.model import Dataset
 from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.model import Dataset
-from iaa_desktop.core.predictions import (
-    checkpoint_input_size,
-    default_cam_head,
-    prediction_paths,
-    read_predictions,
-)
 from iaa_desktop.core.progress import Progress
-from iaa_desktop.core.remote import RemoteTarget, load_remote_target, save_remote_target
-from iaa_desktop.core.run_records import MODE_LABELS, read_run_record
-from iaa_desktop.core.runs import RunSpec, read_events
-from iaa_desktop.core.training_plan import (
+from iaa_desktop.core.training.plan import (
     PlanError,
     PreparedSet,
     RunRequest,
@@ -43,6 +34,15 @@ from iaa_desktop.core.training_plan import (
     remote_target,
     request_problems,
 )
+from iaa_desktop.core.training.predictions import (
+    checkpoint_input_size,
+    default_cam_head,
+    prediction_paths,
+    read_predictions,
+)
+from iaa_desktop.core.training.remote import RemoteTarget, load_remote_target, save_remote_target
+from iaa_desktop.core.training.run_records import MODE_LABELS, read_run_record
+from iaa_desktop.core.training.runs import RunSpec, read_events
 from iaa_desktop.core.workspace_paths import workspace_dir_for
 from iaa_desktop.gui.remote_trainer import RemoteTrainerProcess
 from iaa_desktop.gui.trainer_process import PredictProcess, TrainerProcess

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMessageBox
 
-from iaa_desktop.core.review import excluded_ids
+from iaa_desktop.core.review.reviews import excluded_ids
 from iaa_desktop.gui.training_controller import TrainingController
 from iaa_desktop.gui.widgets.predictions_panel import PredictionsPanel
 from iaa_desktop.gui.widgets.runs_panel import RunsPanel

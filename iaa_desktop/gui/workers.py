@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 
-from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.model import Dataset
-from iaa_desktop.core.overlay import lesion_table_frame
-from iaa_desktop.core.summary import dataset_summary
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.dataset.model import Dataset
+from iaa_desktop.core.dataset.summary import dataset_summary
+from iaa_desktop.core.display.overlay import lesion_table_frame
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def index_dataset(path: str | Path) -> IndexedDataset:
 
 def index_demo_dataset() -> IndexedDataset:
     """Generate the demo dataset on first use (in the user cache), then index it."""
-    from iaa_desktop.core.demo import demo_dataset_dir
+    from iaa_desktop.core.dataset.demo import demo_dataset_dir
 
     return index_dataset(demo_dataset_dir())
 
@@ -120,6 +120,6 @@ def analysis_worker(dataset: Dataset, on_errored: Callable[[BaseException], None
     It yields ``Progress`` per lesion (``quit()`` stops it there; what was
     computed stays in the agreement cache) and returns a ``DatasetAnalysis``.
     """
-    from iaa_desktop.core.dataset_analysis import iter_dataset_analysis
+    from iaa_desktop.core.display.dataset_analysis import iter_dataset_analysis
 
     return generator_worker(iter_dataset_analysis(dataset, workers=workers), on_errored)

@@ -25,9 +25,9 @@ def main() -> None:
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication, QMainWindow, QTabWidget
 
-    from iaa_desktop.core.demo import demo_dataset_dir
-    from iaa_desktop.core.io import load_dataset
-    from iaa_desktop.core.training_plan import RunRequest
+    from iaa_desktop.core.dataset.demo import demo_dataset_dir
+    from iaa_desktop.core.dataset.io import load_dataset
+    from iaa_desktop.core.training.plan import RunRequest
     from iaa_desktop.gui.training_controller import TrainingController
     from iaa_desktop.gui.widgets.predictions_panel import PredictionsPanel
     from iaa_desktop.gui.widgets.run_dialog import RunDialog

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image, ImageColor
 
-from iaa_desktop.core.overlay import ANNOTATOR_COLOURS
+from iaa_desktop.core.palette import ANNOTATOR_COLOURS
 
 SIZE = (1600, 1000)
 HERE = Path(__file__).resolve().parent
@@ -63,7 +63,7 @@ def main() -> None:
 
     from PySide6.QtCore import QSettings, Qt
 
-    from iaa_desktop.core.training_plan import RunRequest
+    from iaa_desktop.core.training.plan import RunRequest
     from iaa_desktop.gui.app import make_application
     from iaa_desktop.gui.main_window import MainWindow
 

@@ -5,14 +5,15 @@ import pandas as pd
 import pytest
 
 from iaa_desktop.cli import main
-from iaa_desktop.core.agreement_cache import AgreementCache
-from iaa_desktop.core.agreement_engine import iter_dataset_agreement
-from iaa_desktop.core.agreement_tables import PAIRWISE_COLUMNS
-from iaa_desktop.core.consensus import majority_vote, staple
-from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.lesion_agreement import lesion_agreement
-from iaa_desktop.core.masks import decode_mask
-from iaa_desktop.core.metrics import pair_metrics
+from iaa_desktop.core.agreement.cache import AgreementCache
+from iaa_desktop.core.agreement.consensus import majority_vote
+from iaa_desktop.core.agreement.engine import iter_dataset_agreement
+from iaa_desktop.core.agreement.lesion import lesion_agreement
+from iaa_desktop.core.agreement.metrics import pair_metrics
+from iaa_desktop.core.agreement.staple import staple
+from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.dataset.masks import decode_mask
 from iaa_desktop.core.progress import run_to_end
 from tests.builders import disk, make_folder, make_imapp, tree_digest, write_mask
 
@@ -174,6 +175,6 @@ def test_metrics_cli_says_where_to_point_when_no_mask_file_exists(tmp_path, cach
 def test_a_cache_of_another_engine_version_is_rebuilt(tmp_path, cache_dir, monkeypatch):
     root = make_imapp(tmp_path / "r")
     _run(load_dataset(root))
-    monkeypatch.setattr("iaa_desktop.core.agreement_cache.ENGINE_VERSION", "0-older")
+    monkeypatch.setattr("iaa_desktop.core.agreement.cache.ENGINE_VERSION", "0-older")
     (cache_file,) = cache_dir.rglob("*.h5")
     assert len(AgreementCache(cache_file)) == 0

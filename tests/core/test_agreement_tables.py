@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iaa_desktop.core.agreement_tables import (
+from iaa_desktop.core.agreement.table_io import read_pairwise_csv, write_agreement_tables
+from iaa_desktop.core.agreement.tables import (
     FACTOR_TABLE_COLUMNS,
     IMAGE_LEVEL_COLUMNS,
     INTRA_INTER_COLUMNS,
@@ -23,8 +24,6 @@ from iaa_desktop.core.agreement_tables import (
     human_pairs,
     image_level_table,
     intra_inter_table,
-    read_pairwise_csv,
-    write_agreement_tables,
 )
 from iaa_desktop.core.errors import IAAError
 from tests.shared_data import IMAPP_DIR, require_shared

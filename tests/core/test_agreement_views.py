@@ -6,9 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iaa_desktop.core.agreement_engine import iter_dataset_agreement
-from iaa_desktop.core.agreement_tables import factor_table, human_pairs, image_level_table, read_pairwise_csv
-from iaa_desktop.core.agreement_views import (
+from iaa_desktop.core.agreement.engine import iter_dataset_agreement
+from iaa_desktop.core.agreement.table_io import read_pairwise_csv
+from iaa_desktop.core.agreement.tables import factor_table, human_pairs, image_level_table
+from iaa_desktop.core.dataset.demo import write_demo
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.display.overlay import lesion_table_frame
+from iaa_desktop.core.progress import run_to_end
+from iaa_desktop.core.statistics.analysis import image_metadata_from_dataset, run_analysis
+from iaa_desktop.core.statistics.stats import compare_groups, spearman
+from iaa_desktop.core.statistics.views import (
     FACTOR_METRICS,
     GROUPS,
     column_label,
@@ -19,12 +26,6 @@ from iaa_desktop.core.agreement_views import (
     numeric_columns,
     scatter_view,
 )
-from iaa_desktop.core.analysis import image_metadata_from_dataset, run_analysis
-from iaa_desktop.core.demo import write_demo
-from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.overlay import lesion_table_frame
-from iaa_desktop.core.progress import run_to_end
-from iaa_desktop.core.stats import compare_groups, spearman
 from tests.shared_data import IMAPP_DIR, require_shared
 
 

@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from iaa_desktop.core.agreement_tables import PAIRWISE_COLUMNS, read_pairwise_csv
-from iaa_desktop.core.analysis import (
+from iaa_desktop.core.agreement.table_io import read_pairwise_csv
+from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.statistics.analysis import (
     IMAGE_COLUMNS,
-    PER_ANNOTATOR_COLUMNS,
     AnalysisError,
-    analysis_tables,
     image_metadata_from_dataset,
     run_analysis,
-    stats_json,
 )
-from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.statistics.analysis_output import analysis_tables, stats_json
+from iaa_desktop.core.statistics.factors import PER_ANNOTATOR_COLUMNS
 from tests.builders import make_imapp
 from tests.core.test_agreement_tables import pair, small_pairwise
 from tests.shared_data import IMAPP_DIR, require_shared

@@ -30,14 +30,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iaa_desktop.core.agreement_cache import AgreementCache
-from iaa_desktop.core.agreement_engine import iter_dataset_agreement
+from iaa_desktop.core.agreement.cache import AgreementCache
+from iaa_desktop.core.agreement.engine import iter_dataset_agreement
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.dataset.qa import iter_qa
+from iaa_desktop.core.display.overlay import iter_lesion_overlay
 from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.overlay import iter_lesion_overlay
 from iaa_desktop.core.progress import run_to_end
-from iaa_desktop.core.qa import iter_qa
-from iaa_desktop.core.training_set import iter_export_training_set
+from iaa_desktop.core.training.training_set import iter_export_training_set
 from tests.builders import disk, make_imapp, png_header_only, write_image, write_mask
 
 SHAPE = (48, 64)

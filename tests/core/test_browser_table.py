@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from iaa_desktop.core.browser_table import (
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.display.browser_table import (
     BrowserData,
     BrowserFilter,
     agreement_columns,
@@ -14,8 +15,7 @@ from iaa_desktop.core.browser_table import (
     qa_flag_column,
     sort_order,
 )
-from iaa_desktop.core.dataset_analysis import iter_dataset_analysis
-from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.display.dataset_analysis import iter_dataset_analysis
 from iaa_desktop.core.progress import run_to_end
 from tests.builders import make_folder, tree_digest
 

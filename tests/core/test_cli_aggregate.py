@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from iaa_desktop.cli import main
-from iaa_desktop.core.agreement_tables import PAIRWISE_COLUMNS
+from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
 from tests.core.test_agreement_tables import (
     IMAGE_LEVEL_CSV,
     PAIRWISE_CSV,

@@ -122,7 +122,7 @@ def test_report_refuses_an_out_folder_holding_the_inputs(small_tables, capsys):
 def test_report_skips_absent_figure_modules_with_a_note(tmp_path, capsys, small_tables, monkeypatch):
     # None in sys.modules makes the import fail, as if the modules were not installed.
     monkeypatch.setitem(sys.modules, "iaa_desktop.core.figures", None)
-    monkeypatch.setitem(sys.modules, "iaa_desktop.core.html_report", None)
+    monkeypatch.setitem(sys.modules, "iaa_desktop.core.statistics.html_report", None)
     pairs, meta = small_tables
     out = tmp_path / "out"
     assert report("--pairwise-metrics", pairs, "--image-metadata", meta, "--out", out, "--n-boot", "50") == 0
@@ -133,7 +133,7 @@ def test_report_skips_absent_figure_modules_with_a_note(tmp_path, capsys, small_
 
 @pytest.mark.skipif(
     importlib.util.find_spec("iaa_desktop.core.figures") is None
-    or importlib.util.find_spec("iaa_desktop.core.html_report") is None
+    or importlib.util.find_spec("iaa_desktop.core.statistics.html_report") is None
     or importlib.util.find_spec("matplotlib") is None,
     reason="figure / HTML report modules not installed",
 )

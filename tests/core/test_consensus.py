@@ -12,13 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from iaa_desktop.core.consensus import (
-    ConsensusInputError,
-    StapleResult,
-    count_votes,
-    majority_vote,
-    staple,
-)
+from iaa_desktop.core.agreement.consensus import ConsensusInputError, count_votes, majority_vote
+from iaa_desktop.core.agreement.staple import StapleResult, staple
 from iaa_desktop.core.errors import IAAError
 from tests.shared_data import TESTDATA_DIR, require_shared
 
@@ -322,7 +317,7 @@ def test_list_and_stack_and_dtypes_agree() -> None:
 @pytest.mark.parametrize("n", [2, 5, 9])
 def test_chunked_passes_agree(monkeypatch, n: int) -> None:
     # Images larger than a chunk go through several chunks, the last one short and odd.
-    import iaa_desktop.core.consensus as consensus
+    import iaa_desktop.core.agreement.consensus as consensus
 
     rng = np.random.default_rng(n)
     stack = rng.random((n, 13, 17)) < 0.4

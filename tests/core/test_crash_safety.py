@@ -18,16 +18,16 @@ import textwrap
 
 import pytest
 
-from iaa_desktop.core.review import get_review
-from iaa_desktop.core.workspace import Workspace
+from iaa_desktop.core.review.reviews import get_review
+from iaa_desktop.core.review.workspace import Workspace
 from tests.shared_data import REPO_ROOT
 
 WAIT_FOR_EDITS = 60
 
 CORE_CHILD = """
 import sys
-from iaa_desktop.core.review import STATUSES, Review, save_review
-from iaa_desktop.core.workspace import Workspace
+from iaa_desktop.core.review.reviews import STATUSES, Review, save_review
+from iaa_desktop.core.review.workspace import Workspace
 
 ws = Workspace.open(sys.argv[1])
 assert not ws.read_only, ws.read_only_reason
@@ -43,8 +43,8 @@ GUI_CHILD = """
 import os, sys
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtWidgets import QApplication
-from iaa_desktop.core.review import STATUSES
-from iaa_desktop.core.workspace import Workspace
+from iaa_desktop.core.review.reviews import STATUSES
+from iaa_desktop.core.review.workspace import Workspace
 from iaa_desktop.gui.widgets.review_panel import ReviewPanel
 
 app = QApplication([])
@@ -69,7 +69,7 @@ APP_CHILD = """
 import os, sys
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QEventLoop, QSettings
-from iaa_desktop.core.review import STATUSES
+from iaa_desktop.core.review.reviews import STATUSES
 from iaa_desktop.gui.app import make_application
 from iaa_desktop.gui.main_window import MainWindow
 

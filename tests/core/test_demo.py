@@ -14,8 +14,8 @@ import platformdirs
 import pytest
 from scipy.stats import mannwhitneyu
 
-from iaa_desktop.core import demo
-from iaa_desktop.core.demo_annotators import ROSTER
+from iaa_desktop.core.dataset import demo
+from iaa_desktop.core.dataset.demo_annotators import ROSTER
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.progress import Progress
 

@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 
 from iaa_desktop.cli import main
+from iaa_desktop.core.dataset.io import detect_layout, load_dataset
+from iaa_desktop.core.dataset.labels import decode_one_hot, melanoma_label
+from iaa_desktop.core.dataset.splits import (
+    carve_validation,
+    grouped_stratified_split,
+    seeded_stratified_split,
+)
 from iaa_desktop.core.errors import DatasetFormatError, DatasetReadError
-from iaa_desktop.core.io import detect_layout, load_dataset
-from iaa_desktop.core.labels import decode_one_hot, melanoma_label
 from iaa_desktop.core.progress import run_to_end
-from iaa_desktop.core.splits import carve_validation, grouped_stratified_split, seeded_stratified_split
-from iaa_desktop.core.training_set import iter_export_training_set
+from iaa_desktop.core.training.training_set import iter_export_training_set
 from tests.builders import tree_digest
 from tests.builders_diagnosis import MAKERS, make_derm7pt, make_isic2018, make_isic2019, make_ph2
 

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from iaa_desktop.core.consensus import ConsensusInputError, majority_vote
-from iaa_desktop.core.disagreement import binary_entropy, vote_fraction
+from iaa_desktop.core.agreement.consensus import ConsensusInputError, majority_vote
+from iaa_desktop.core.agreement.disagreement import binary_entropy, vote_fraction
 from tests.shared_data import TESTDATA_DIR, require_shared
 
 

@@ -10,9 +10,9 @@ import json
 import pandas as pd
 import pytest
 
-from iaa_desktop.core.finetune_compare import CompareError, iter_finetune_compare, pair_sources
 from iaa_desktop.core.progress import run_to_end
-from iaa_desktop.core.runs import append_event
+from iaa_desktop.core.training.finetune_compare import CompareError, iter_finetune_compare, pair_sources
+from iaa_desktop.core.training.runs import append_event
 from tests.builders_diagnosis import make_ph2
 
 BACC = {("diagnosis_only", 0): 0.60, ("diagnosis_only", 1): 0.70,

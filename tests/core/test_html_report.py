@@ -14,7 +14,12 @@ import pytest
 
 import iaa_desktop
 from iaa_desktop.core.figures import export_figure, iaa_ecdf_figure
-from iaa_desktop.core.html_report import flatten_stats, format_number, software_versions, write_html_report
+from iaa_desktop.core.statistics.html_report import (
+    flatten_stats,
+    format_number,
+    software_versions,
+    write_html_report,
+)
 
 HOSTILE = '<script>alert("x")</script>'
 

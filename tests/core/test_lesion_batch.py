@@ -3,8 +3,8 @@
 import cv2
 import pytest
 
+from iaa_desktop.core.dataset.io import load_dataset
 from iaa_desktop.core.figures.lesion_batch import ExportLocationError, iter_export_lesion_figures
-from iaa_desktop.core.io import load_dataset
 from iaa_desktop.core.progress import run_to_end
 from tests.builders import make_folder, tree_digest
 

@@ -5,19 +5,20 @@ import threading
 import numpy as np
 import pytest
 
-from iaa_desktop.core.consensus import majority_vote, staple
-from iaa_desktop.core.disagreement import binary_entropy
-from iaa_desktop.core.display_cache import DisplayCache, lesion_cache_key
-from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.lesion_display import (
+from iaa_desktop.core.agreement.consensus import majority_vote
+from iaa_desktop.core.agreement.disagreement import binary_entropy
+from iaa_desktop.core.agreement.staple import staple
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.display.cache import DisplayCache, lesion_cache_key
+from iaa_desktop.core.display.lesion import (
     display_shape,
     iter_lesion_display,
     pair_masks,
     to_display,
     with_staple,
 )
-from iaa_desktop.core.overlay import ANNOTATOR_COLOURS
-from iaa_desktop.core.pixel_readout import pixel_readout, readout_text
+from iaa_desktop.core.display.pixel_readout import pixel_readout, readout_text
+from iaa_desktop.core.palette import ANNOTATOR_COLOURS
 from iaa_desktop.core.progress import Progress, run_to_end
 from tests.builders import write_image, write_mask
 
@@ -209,7 +210,7 @@ def test_cache_key_names_the_files_and_changes_with_them(known):
 
 
 def test_first_step_carries_the_image_for_an_early_preview(known):
-    from iaa_desktop.core.lesion_display import ImagePreview
+    from iaa_desktop.core.display.lesion import ImagePreview
 
     first = next(iter_lesion_display(known))
     assert isinstance(first, ImagePreview) and first.done == 1 and first.total == 4
@@ -217,7 +218,7 @@ def test_first_step_carries_the_image_for_an_early_preview(known):
 
 
 def test_pair_labels_tell_repeats_apart(tmp_path):
-    from iaa_desktop.core.io import load_dataset as load
+    from iaa_desktop.core.dataset.io import load_dataset as load
     from tests.builders import make_imapp
 
     lesion = load(make_imapp(tmp_path / "imapp")).lesion("ISIC_0000002")  # A00 twice, A01, A02
@@ -229,7 +230,7 @@ def test_pair_labels_tell_repeats_apart(tmp_path):
 
 
 def test_staple_labels_add_each_annotators_rates(known):
-    from iaa_desktop.core.lesion_display import staple_labels
+    from iaa_desktop.core.display.lesion import staple_labels
 
     display = decode(known)
     assert staple_labels(display) == ["R1", "R2", "R3"]  # no STAPLE yet: plain labels

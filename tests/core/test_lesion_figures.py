@@ -5,9 +5,9 @@ import pandas as pd
 from PIL import Image
 
 from iaa_desktop.cli import main
-from iaa_desktop.core.agreement_engine import iter_dataset_agreement
+from iaa_desktop.core.agreement.engine import iter_dataset_agreement
+from iaa_desktop.core.dataset.io import load_dataset
 from iaa_desktop.core.figures.lesion_set import pairwise_dice_matrix, write_lesion_figures
-from iaa_desktop.core.io import load_dataset
 from iaa_desktop.core.progress import run_to_end
 from tests.builders import make_imapp, tree_digest
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from iaa_desktop.core.dataset.io import detect_layout, load_dataset
 from iaa_desktop.core.errors import DatasetFormatError, DatasetReadError
-from iaa_desktop.core.io import detect_layout, load_dataset
 from tests.builders import disk, make_folder, make_imapp, tree_digest, write_image, write_mask
 
 

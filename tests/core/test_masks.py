@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from iaa_desktop.core.dataset.images import load_image, read_header_size
+from iaa_desktop.core.dataset.masks import _count_intermediate, decode_mask
 from iaa_desktop.core.errors import MaskDecodeError
-from iaa_desktop.core.images import load_image, read_header_size
-from iaa_desktop.core.masks import _count_intermediate, decode_mask
 from tests.builders import disk, png_header_only, write_image, write_mask
 
 SHAPE = (30, 40)
@@ -130,7 +130,7 @@ def test_decompression_bomb_20000_square_refused_from_header(tmp_path):
 
 
 def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
-    monkeypatch.setattr("iaa_desktop.core.images.MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr("iaa_desktop.core.dataset.images.MAX_IMAGE_PIXELS", 100)
     decoded = decode_mask(write_mask(tmp_path / "m.png", TRUTH))
     assert _kinds(decoded) == ["image_too_large"]
 

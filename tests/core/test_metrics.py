@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
-from iaa_desktop.core.metrics import (
+from iaa_desktop.core.agreement.metrics import (
     METRIC_COLUMNS,
     MaskSurface,
     PairMetrics,

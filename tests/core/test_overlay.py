@@ -1,4 +1,4 @@
-"""What the lesion viewer draws, computed without Qt (iaa_desktop.core.overlay)."""
+"""What the lesion viewer draws, computed without Qt (iaa_desktop.core.display.overlay)."""
 
 import re
 from dataclasses import replace
@@ -6,12 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.overlay import (
-    ANNOTATOR_COLOURS,
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.display.overlay import (
     LESION_TABLE_COLUMNS,
-    OKABE_ITO,
-    annotator_colour,
     display_reduction,
     iter_lesion_overlay,
     join_contours,
@@ -19,6 +16,7 @@ from iaa_desktop.core.overlay import (
     mask_contours,
     segmentation_label,
 )
+from iaa_desktop.core.palette import ANNOTATOR_COLOURS, OKABE_ITO, annotator_colour
 from iaa_desktop.core.progress import run_to_end
 from tests.builders import disk, make_folder, make_imapp
 

@@ -5,14 +5,13 @@ import pandas as pd
 import pytest
 from matplotlib import colormaps
 
-from iaa_desktop.core.agreement_engine import iter_dataset_agreement
-from iaa_desktop.core.agreement_tables import PAIRWISE_COLUMNS
-from iaa_desktop.core.figures.style import HEATMAP_CMAP
-from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.lesion_agreement import lesion_agreement
-from iaa_desktop.core.masks import decode_mask
-from iaa_desktop.core.metrics import pair_metrics
-from iaa_desktop.core.pair_matrix import (
+from iaa_desktop.core.agreement.engine import iter_dataset_agreement
+from iaa_desktop.core.agreement.lesion import lesion_agreement
+from iaa_desktop.core.agreement.metrics import pair_metrics
+from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.dataset.masks import decode_mask
+from iaa_desktop.core.display.pair_matrix import (
     NEUTRAL_RGBA,
     PAIR_METRICS,
     format_value,
@@ -21,6 +20,7 @@ from iaa_desktop.core.pair_matrix import (
     pair_matrices,
     pair_matrix,
 )
+from iaa_desktop.core.figures.style import HEATMAP_CMAP
 from iaa_desktop.core.progress import run_to_end
 from tests.builders import make_folder, make_imapp
 

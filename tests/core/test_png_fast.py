@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from iaa_desktop.core.masks import decode_mask
-from iaa_desktop.core.png_fast import decode_png, warm_up
+from iaa_desktop.core.dataset.masks import decode_mask
+from iaa_desktop.core.dataset.png_fast import decode_png, warm_up
 from tests.builders import png_chunk
 
 

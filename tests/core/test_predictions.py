@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iaa_desktop.core.predictions import (
+from iaa_desktop.core.training.predictions import (
     PredictionsError,
     available_cam_heads,
     browser_columns,

@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.dataset.qa import QA_COLUMNS, iter_qa, mask_findings, qa_exit_code, qa_summary
 from iaa_desktop.core.progress import run_to_end
-from iaa_desktop.core.qa import QA_COLUMNS, iter_qa, mask_findings, qa_exit_code, qa_summary
 from tests.builders import disk, make_folder, make_imapp, tree_digest, write_mask
 
 SHAPE = (40, 50)

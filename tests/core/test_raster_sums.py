@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from iaa_desktop.core.raster_sums import raster_sums
+from iaa_desktop.core.agreement.raster_sums import raster_sums
 
 
 def _sequential(codes: np.ndarray, table: np.ndarray) -> np.ndarray:

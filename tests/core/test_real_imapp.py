@@ -5,8 +5,8 @@ import json
 import pytest
 
 from iaa_desktop.cli import main
-from iaa_desktop.core.io import load_dataset
-from iaa_desktop.core.summary import dataset_summary
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.dataset.summary import dataset_summary
 from tests.shared_data import IMAPP_DIR, ISIC256_DIR, require_shared
 
 

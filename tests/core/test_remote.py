@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from iaa_desktop.core.remote import (
+from iaa_desktop.core.training.remote import (
     RemoteError,
     RemoteTarget,
     alive_command,
@@ -18,7 +18,7 @@ from iaa_desktop.core.remote import (
     start_command,
     upload_commands,
 )
-from iaa_desktop.core.runs import append_event, read_events
+from iaa_desktop.core.training.runs import append_event, read_events
 
 TARGET = RemoteTarget(host="me@gpu-box", python="/opt/env/bin/python", workdir="~/iaa runs", port=2222)
 SSH = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", "2222", "me@gpu-box", "--"]
@@ -103,7 +103,7 @@ def test_start_poll_and_cancel_through_ssh(fake_ssh, tmp_path, monkeypatch):
     trainer.write_text(
         f"#!{sys.executable}\n"
         "import signal, sys, time\n"
-        "from iaa_desktop.core.runs import append_event\n"
+        "from iaa_desktop.core.training.runs import append_event\n"
         "out = sys.argv[sys.argv.index('--out') + 1]\n"
         "def stop(*_):\n"
         "    append_event(out, 'error', message='training interrupted; --resume continues')\n"
@@ -144,7 +144,7 @@ def test_start_poll_and_cancel_through_ssh(fake_ssh, tmp_path, monkeypatch):
 
 
 def test_a_run_remembers_its_remote_machine(tmp_path):
-    from iaa_desktop.core.remote import load_remote_target, save_remote_target
+    from iaa_desktop.core.training.remote import load_remote_target, save_remote_target
 
     assert load_remote_target(tmp_path) is None
     save_remote_target(tmp_path, TARGET)
@@ -152,7 +152,7 @@ def test_a_run_remembers_its_remote_machine(tmp_path):
 
 
 def test_the_run_dialog_request_names_a_bad_remote_machine():
-    from iaa_desktop.core.training_plan import RunRequest, remote_target, request_problems
+    from iaa_desktop.core.training.plan import RunRequest, remote_target, request_problems
 
     assert remote_target(RunRequest()) is None
     good = RunRequest(remote_host="me@gpu", remote_python="/env/bin/python", remote_workdir="runs")

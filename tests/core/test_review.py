@@ -6,8 +6,7 @@ import h5py
 import pytest
 
 from iaa_desktop.cli import main
-from iaa_desktop.core.analysis import run_analysis, stats_json
-from iaa_desktop.core.review import (
+from iaa_desktop.core.review.reviews import (
     REVIEW_COLUMNS,
     STATUSES,
     Review,
@@ -25,7 +24,9 @@ from iaa_desktop.core.review import (
     save_review,
     statuses,
 )
-from iaa_desktop.core.workspace import Workspace
+from iaa_desktop.core.review.workspace import Workspace
+from iaa_desktop.core.statistics.analysis import run_analysis
+from iaa_desktop.core.statistics.analysis_output import stats_json
 from iaa_desktop.core.workspace_paths import WORKSPACES_ENV, workspace_dir_for
 from tests.builders import make_imapp, tree_digest
 from tests.core.test_analysis import pairwise_with_labels
@@ -183,6 +184,6 @@ def test_cli_review_export_import_summary_and_exclude_in_report_and_training_set
 
 
 def test_statuses_match_the_browser_vocabulary():
-    from iaa_desktop.core.browser_table import REVIEW_STATUSES
+    from iaa_desktop.core.display.browser_table import REVIEW_STATUSES
 
     assert tuple(REVIEW_STATUSES) == STATUSES

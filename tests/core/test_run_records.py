@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from iaa_desktop.core.figures.export import export_figure
-from iaa_desktop.core.run_records import (
+from iaa_desktop.core.training.run_records import (
     PID_FILE,
     RunRecordError,
     comparison_figure,
@@ -28,7 +28,7 @@ from iaa_desktop.core.run_records import (
     scan_runs,
     write_comparison_csv,
 )
-from iaa_desktop.core.runs import RunSpec, append_event, save_spec
+from iaa_desktop.core.training.runs import RunSpec, append_event, save_spec
 from iaa_desktop.core.workspace_paths import runs_dir
 
 
@@ -121,7 +121,7 @@ def test_duration_sums_the_segments_of_a_resumed_run():
               {"event": "epoch_end", "time": "2026-01-01T10:00:30+00:00"},
               {"event": "run_started", "time": "2026-01-01T11:00:00+00:00"},
               {"event": "run_finished", "time": "2026-01-01T11:00:10+00:00"}]
-    from iaa_desktop.core.run_records import run_seconds
+    from iaa_desktop.core.training.run_records import run_seconds
 
     assert run_seconds(events) == 40.0
     assert math.isnan(run_seconds([]))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from iaa_desktop.core.runs import (
+from iaa_desktop.core.training.runs import (
     EVENTS_FILE,
     RunSpec,
     RunSpecError,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from iaa_desktop.core.stats import (
+from iaa_desktop.core.statistics.stats import (
     TwoGroupComparison,
     bootstrap_mean_difference,
     cohens_d,

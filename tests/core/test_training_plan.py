@@ -6,12 +6,11 @@ import subprocess
 import h5py
 import pytest
 
-from iaa_desktop.core import demo
-from iaa_desktop.core import training_plan as plan
-from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.dataset import demo
+from iaa_desktop.core.dataset.io import load_dataset
 from iaa_desktop.core.progress import run_to_end
-from iaa_desktop.core.runs import load_spec
-from iaa_desktop.core.training_plan import (
+from iaa_desktop.core.training import plan as plan
+from iaa_desktop.core.training.plan import (
     BACKBONES,
     PAPER_BACKBONES,
     PlanError,
@@ -24,6 +23,7 @@ from iaa_desktop.core.training_plan import (
     request_problems,
     training_set_path,
 )
+from iaa_desktop.core.training.runs import load_spec
 
 SIZE = 32
 

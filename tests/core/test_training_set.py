@@ -10,19 +10,20 @@ import pandas as pd
 import pytest
 
 from iaa_desktop.cli import main
-from iaa_desktop.core import training_set
-from iaa_desktop.core.agreement_engine import iter_dataset_agreement
-from iaa_desktop.core.agreement_tables import image_level_table, write_table
-from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.agreement.engine import iter_dataset_agreement
+from iaa_desktop.core.agreement.table_io import write_table
+from iaa_desktop.core.agreement.tables import image_level_table
+from iaa_desktop.core.dataset.io import load_dataset
+from iaa_desktop.core.dataset.splits import seeded_stratified_split
 from iaa_desktop.core.progress import Progress, run_to_end
-from iaa_desktop.core.splits import seeded_stratified_split
-from iaa_desktop.core.training_set import (
+from iaa_desktop.core.training import training_set
+from iaa_desktop.core.training.iaa_labels import read_iaa_table
+from iaa_desktop.core.training.training_set import (
     FORMAT_VERSION,
     IMAGENET_MEAN,
     IMAGENET_STD,
     TrainingSetError,
     iter_export_training_set,
-    read_iaa_table,
     read_training_set_info,
 )
 from tests.builders import make_folder, make_imapp, tree_digest

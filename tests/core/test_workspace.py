@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
-from iaa_desktop.core.review import Review, all_reviews, save_review
-from iaa_desktop.core.workspace import (
+from iaa_desktop.core.review.reviews import Review, all_reviews, save_review
+from iaa_desktop.core.review.workspace import (
     LOCK_NAME,
     SCHEMA_VERSION,
     Workspace,
@@ -79,7 +79,7 @@ def test_another_process_holding_the_workspace_makes_us_read_only(tmp_path):
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys
-            from iaa_desktop.core.workspace import Workspace
+            from iaa_desktop.core.review.workspace import Workspace
             ws = Workspace.open({str(folder)!r})
             print("read_only" if ws.read_only else "writer", flush=True)
             sys.stdin.readline()
@@ -142,7 +142,7 @@ def test_a_closed_workspace_says_so(tmp_path):
 
 
 def test_without_os_locks_a_dead_holder_is_taken_over_and_a_live_one_is_not(tmp_path, monkeypatch):
-    monkeypatch.setattr("iaa_desktop.core.workspace.fcntl", None)
+    monkeypatch.setattr("iaa_desktop.core.review.workspace.fcntl", None)
     folder = tmp_path / "ws"
     Workspace.open(folder).close()
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,

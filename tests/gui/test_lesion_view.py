@@ -9,11 +9,11 @@ pytest.importorskip("superqt")
 
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 
-from iaa_desktop.core.demo import demo_dataset_dir  # noqa: E402
-from iaa_desktop.core.display_cache import DisplayCache  # noqa: E402
-from iaa_desktop.core.io import load_dataset  # noqa: E402
-from iaa_desktop.core.lesion_display import iter_lesion_display, with_staple  # noqa: E402
-from iaa_desktop.core.overlay import iter_lesion_overlay  # noqa: E402
+from iaa_desktop.core.dataset.demo import demo_dataset_dir  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
+from iaa_desktop.core.display.cache import DisplayCache  # noqa: E402
+from iaa_desktop.core.display.lesion import iter_lesion_display, with_staple  # noqa: E402
+from iaa_desktop.core.display.overlay import iter_lesion_overlay  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
 from iaa_desktop.gui.lesion_workers import LesionLoader, lesion_batch_worker  # noqa: E402
 from iaa_desktop.gui.widgets.lesion_view import LesionView  # noqa: E402
@@ -281,7 +281,7 @@ def test_large_images_are_shown_before_their_masks(qtbot, view, known_dataset, m
 
 
 def test_a_pair_heatmap_click_opens_pair_mode(view, known_dataset):
-    from iaa_desktop.core.pair_matrix import MaskPair, MaskRef
+    from iaa_desktop.core.display.pair_matrix import MaskPair, MaskRef
 
     lesion = known_dataset.lesion("x")
     view.show_overlay(run_to_end(iter_lesion_display(lesion)), lesion)

@@ -14,7 +14,7 @@ pytest.importorskip("superqt")
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from iaa_desktop.core.overlay import ANNOTATOR_COLOURS  # noqa: E402
+from iaa_desktop.core.palette import ANNOTATOR_COLOURS  # noqa: E402
 from iaa_desktop.gui import main_window as main_window_module  # noqa: E402
 from iaa_desktop.gui.app import make_excepthook  # noqa: E402
 from iaa_desktop.gui.main_window import MainWindow, about_text  # noqa: E402

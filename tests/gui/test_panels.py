@@ -17,18 +17,18 @@ from PySide6.QtCore import QPoint, Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QFileDialog  # noqa: E402
 
-from iaa_desktop.core.agreement_engine import iter_dataset_agreement  # noqa: E402
-from iaa_desktop.core.agreement_tables import PAIRWISE_COLUMNS  # noqa: E402
-from iaa_desktop.core.agreement_views import dataset_views  # noqa: E402
-from iaa_desktop.core.demo import write_demo  # noqa: E402
-from iaa_desktop.core.io import load_dataset  # noqa: E402
-from iaa_desktop.core.lesion_agreement import lesion_agreement  # noqa: E402
-from iaa_desktop.core.metrics import METRIC_COLUMNS  # noqa: E402
-from iaa_desktop.core.model import Problem  # noqa: E402
-from iaa_desktop.core.overlay import lesion_table_frame  # noqa: E402
-from iaa_desktop.core.pair_matrix import MaskPair, format_value  # noqa: E402
+from iaa_desktop.core.agreement.engine import iter_dataset_agreement  # noqa: E402
+from iaa_desktop.core.agreement.lesion import lesion_agreement  # noqa: E402
+from iaa_desktop.core.agreement.metrics import METRIC_COLUMNS  # noqa: E402
+from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS  # noqa: E402
+from iaa_desktop.core.dataset.demo import write_demo  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
+from iaa_desktop.core.dataset.model import Problem  # noqa: E402
+from iaa_desktop.core.dataset.qa import QA_COLUMNS, iter_qa  # noqa: E402
+from iaa_desktop.core.display.overlay import lesion_table_frame  # noqa: E402
+from iaa_desktop.core.display.pair_matrix import MaskPair, format_value  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
-from iaa_desktop.core.qa import QA_COLUMNS, iter_qa  # noqa: E402
+from iaa_desktop.core.statistics.views import dataset_views  # noqa: E402
 from iaa_desktop.gui.analysis_workers import (  # noqa: E402
     dataset_views_worker,
     pair_matrices_worker,

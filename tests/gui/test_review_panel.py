@@ -8,8 +8,8 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QLineEdit, QMainWindow  # noqa: E402
 
-from iaa_desktop.core.review import Review, all_reviews, get_review, save_review  # noqa: E402
-from iaa_desktop.core.workspace import Workspace  # noqa: E402
+from iaa_desktop.core.review.reviews import Review, all_reviews, get_review, save_review  # noqa: E402
+from iaa_desktop.core.review.workspace import Workspace  # noqa: E402
 from iaa_desktop.gui.widgets.review_panel import NOTE_SAVE_DELAY_MS, ReviewPanel  # noqa: E402
 
 IDS = ["a", "b", "c", "d"]

@@ -18,11 +18,11 @@ pytest.importorskip("superqt")
 
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from iaa_desktop.core import demo  # noqa: E402
-from iaa_desktop.core.io import load_dataset  # noqa: E402
-from iaa_desktop.core.run_records import read_run_record  # noqa: E402
-from iaa_desktop.core.runs import RunSpec, append_event, read_events, save_spec  # noqa: E402
-from iaa_desktop.core.training_plan import RunRequest, new_run_dir  # noqa: E402
+from iaa_desktop.core.dataset import demo  # noqa: E402
+from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
+from iaa_desktop.core.training.plan import RunRequest, new_run_dir  # noqa: E402
+from iaa_desktop.core.training.run_records import read_run_record  # noqa: E402
+from iaa_desktop.core.training.runs import RunSpec, append_event, read_events, save_spec  # noqa: E402
 from iaa_desktop.core.workspace_paths import runs_dir  # noqa: E402
 from iaa_desktop.gui.trainer_process import TrainerProcess  # noqa: E402
 from iaa_desktop.gui.training_controller import TrainingController  # noqa: E402
@@ -181,7 +181,7 @@ def test_cancel_during_the_export_step_writes_no_training_set(qtbot, env, demo_r
 
 FAIL_CODE = (
     "import sys, time\n"
-    "from iaa_desktop.core.runs import append_event\n"
+    "from iaa_desktop.core.training.runs import append_event\n"
     "run = sys.argv[1]\n"
     "append_event(run, 'run_started', device='cpu')\n"
     "append_event(run, 'epoch_progress', epoch=1, epochs=3, batch=1, batches=4)\n"
@@ -395,7 +395,7 @@ def test_training_on_a_remote_machine_over_ssh(qtbot, env, demo_root, tmp_path, 
 
 SLOW_CODE = (
     "import signal, sys, time\n"
-    "from iaa_desktop.core.runs import append_event\n"
+    "from iaa_desktop.core.training.runs import append_event\n"
     "run = sys.argv[1]\n"
     "def stop(*_):\n"
     "    append_event(run, 'error', message='training interrupted; --resume continues')\n"

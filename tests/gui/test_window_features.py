@@ -191,7 +191,7 @@ def test_event_loop_stays_responsive_during_agreement(qtbot, settings_path, monk
     gaps also include time the OS gave the CPU to other processes (this machine is shared),
     so they get a looser bound that still catches a worker holding the GIL.
     """
-    from iaa_desktop.core.demo import demo_dataset_dir
+    from iaa_desktop.core.dataset.demo import demo_dataset_dir
 
     demo = demo_dataset_dir()
     monkeypatch.setenv("IAA_DESKTOP_CACHE_DIR", str(tmp_path / "empty-cache"))  # nothing cached: real work
@@ -225,7 +225,7 @@ def test_event_loop_stays_responsive_during_agreement(qtbot, settings_path, monk
 
 
 def test_cancel_stops_the_analysis_and_f5_resumes(qtbot, settings_path, monkeypatch, tmp_path):
-    from iaa_desktop.core.demo import demo_dataset_dir
+    from iaa_desktop.core.dataset.demo import demo_dataset_dir
 
     demo = demo_dataset_dir()
     monkeypatch.setenv("IAA_DESKTOP_CACHE_DIR", str(tmp_path / "cache"))

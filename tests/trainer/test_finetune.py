@@ -8,11 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from iaa_desktop.core import demo
-from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.dataset import demo
+from iaa_desktop.core.dataset.io import load_dataset
 from iaa_desktop.core.progress import run_to_end
-from iaa_desktop.core.runs import RunSpec, load_spec, read_events
-from iaa_desktop.core.training_set import iter_export_training_set, read_training_set_info
+from iaa_desktop.core.training.runs import RunSpec, load_spec, read_events
+from iaa_desktop.core.training.training_set import iter_export_training_set, read_training_set_info
 from tests.builders_diagnosis import MAKERS
 from trainer import finetune
 from trainer import predict as predict_cli

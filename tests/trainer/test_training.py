@@ -14,11 +14,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from iaa_desktop.core import demo
-from iaa_desktop.core.io import load_dataset
+from iaa_desktop.core.dataset import demo
+from iaa_desktop.core.dataset.io import load_dataset
 from iaa_desktop.core.progress import run_to_end
-from iaa_desktop.core.runs import EVENTS_FILE, load_spec, read_events
-from iaa_desktop.core.training_set import iter_export_training_set
+from iaa_desktop.core.training.runs import EVENTS_FILE, load_spec, read_events
+from iaa_desktop.core.training.training_set import iter_export_training_set
 from trainer import losses
 from trainer import predict as predict_cli
 from trainer.__main__ import main

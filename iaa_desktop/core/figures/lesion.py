@@ -19,13 +19,13 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from iaa_desktop.core.display.overlay import mask_contours
 from iaa_desktop.core.figures.style import (
     SINGLE_COLUMN_IN,
     annotator_style,
     house_style,
     new_figure,
 )
-from iaa_desktop.core.overlay import mask_contours
 
 __all__ = ["DISAGREEMENT_KINDS", "disagreement_map_figure", "lesion_overlay_figure"]
 

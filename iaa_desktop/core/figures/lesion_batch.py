@@ -13,11 +13,11 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from iaa_desktop.core.dataset.model import Dataset, Lesion
+from iaa_desktop.core.display.lesion import LesionDisplay, iter_lesion_display
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.figures.export import EXPORT_FORMATS, export_figure
 from iaa_desktop.core.figures.lesion import lesion_overlay_figure
-from iaa_desktop.core.lesion_display import LesionDisplay, iter_lesion_display
-from iaa_desktop.core.model import Dataset, Lesion
 from iaa_desktop.core.progress import Progress, run_to_end
 
 __all__ = ["ExportLocationError", "LesionBatchResult", "iter_export_lesion_figures"]

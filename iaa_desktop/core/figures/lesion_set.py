@@ -9,15 +9,15 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from iaa_desktop.core.disagreement import vote_fraction
+from iaa_desktop.core.agreement.disagreement import vote_fraction
+from iaa_desktop.core.dataset.images import load_image
+from iaa_desktop.core.dataset.masks import decode_mask
+from iaa_desktop.core.dataset.model import Lesion
+from iaa_desktop.core.display.overlay import display_reduction, segmentation_label
 from iaa_desktop.core.errors import MaskDecodeError
 from iaa_desktop.core.figures.export import export_figure
 from iaa_desktop.core.figures.lesion import disagreement_map_figure, lesion_overlay_figure
 from iaa_desktop.core.figures.matrices import pairwise_matrix_figure
-from iaa_desktop.core.images import load_image
-from iaa_desktop.core.masks import decode_mask
-from iaa_desktop.core.model import Lesion
-from iaa_desktop.core.overlay import display_reduction, segmentation_label
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 
-from iaa_desktop.core.overlay import ANNOTATOR_COLOURS, OKABE_ITO
+from iaa_desktop.core.palette import ANNOTATOR_COLOURS, HEATMAP_CMAP, OKABE_ITO, text_colour_for
 
 __all__ = [
     "ANNOTATOR_LINESTYLES",
@@ -47,9 +46,6 @@ DOUBLE_COLUMN_IN = 7.0
 
 BENIGN = OKABE_ITO["blue"]
 MALIGNANT = OKABE_ITO["vermillion"]
-
-#: Sequential colour map for every heatmap.
-HEATMAP_CMAP = "cividis"
 
 #: Line styles handed to annotators together with ``overlay.ANNOTATOR_COLOURS`` so that
 #: contours stay distinguishable in grayscale.
@@ -130,13 +126,6 @@ def new_figure(width_in: float, height_in: float) -> Figure:
     fig.get_layout_engine().set(w_pad=0.06, h_pad=0.06)
     FigureCanvasAgg(fig)
     return fig
-
-
-def text_colour_for(cmap: Colormap, value: float) -> str:
-    """Black or white, whichever reads better on ``cmap`` at normalised ``value`` (0-1)."""
-    r, g, b, _ = cmap(float(np.clip(value, 0.0, 1.0)))
-    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    return "black" if luminance > 0.45 else "white"
 
 
 def annotator_style(index: int) -> tuple[str, object]:

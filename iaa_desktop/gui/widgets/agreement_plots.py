@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from iaa_desktop.core.agreement_views import (
+from iaa_desktop.core.figures.style import BENIGN, MALIGNANT
+from iaa_desktop.core.statistics.views import (
     FACTOR_METRICS,
     FACTOR_NAMES,
     GROUPS,
@@ -42,7 +43,6 @@ from iaa_desktop.core.agreement_views import (
     ScatterView,
     column_label,
 )
-from iaa_desktop.core.figures.style import BENIGN, MALIGNANT
 from iaa_desktop.gui.plot_export import make_export_button
 from iaa_desktop.gui.widgets.pair_heatmap import BACKGROUND, FOREGROUND, HeatmapPlot, style_plot
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QProgressDialog, QWidget
 
+from iaa_desktop.core.dataset.model import Dataset
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.figures.lesion_batch import LesionBatchResult
-from iaa_desktop.core.model import Dataset
 from iaa_desktop.core.progress import Progress
 from iaa_desktop.gui.lesion_workers import lesion_batch_worker
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from iaa_desktop.core.model import Lesion
+from iaa_desktop.core.dataset.model import Lesion
 
 #: Display modes of the annotators' masks.
 MODES = ("contours", "filled")

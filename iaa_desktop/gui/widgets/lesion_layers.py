@@ -15,7 +15,7 @@ from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtGui import QPaintEngine, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsItem
 
-from iaa_desktop.core.overlay import join_contours
+from iaa_desktop.core.display.overlay import join_contours
 
 #: Contour line width and the width of the dark halo under it, in screen pixels.
 LINE_WIDTH = 2.0

@@ -12,8 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
-from iaa_desktop.core.lesion_display import CONSENSUS_NAMES, LesionDisplay
-from iaa_desktop.core.overlay import LesionOverlay
+from iaa_desktop.core.display.lesion import CONSENSUS_NAMES, LesionDisplay
+from iaa_desktop.core.display.overlay import LesionOverlay
 from iaa_desktop.gui.widgets.lesion_layers import (
     CONSENSUS_STYLES,
     Swatch,

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from iaa_desktop.core.browser_table import (
+from iaa_desktop.core.display.browser_table import (
     BROWSER_COLUMNS,
     BROWSER_TOOLTIPS,
     REVIEW_STATUSES,

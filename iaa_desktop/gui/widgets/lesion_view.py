@@ -30,17 +30,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.lesion_display import (
+from iaa_desktop.core.dataset.model import Lesion
+from iaa_desktop.core.display.lesion import (
     CONSENSUS_NAMES,
     ImagePreview,
     LesionDisplay,
     pair_masks,
     staple_labels,
 )
-from iaa_desktop.core.model import Lesion
-from iaa_desktop.core.overlay import LesionOverlay
-from iaa_desktop.core.pixel_readout import pixel_readout, readout_text
+from iaa_desktop.core.display.overlay import LesionOverlay
+from iaa_desktop.core.display.pixel_readout import pixel_readout, readout_text
+from iaa_desktop.core.errors import IAAError
 from iaa_desktop.gui.widgets.lesion_controls import (
     DISAGREEMENT_CHOICES,
     AnnotatorChecklist,

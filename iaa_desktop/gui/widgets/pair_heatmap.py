@@ -28,9 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from iaa_desktop.core.lesion_agreement import LesionAgreement
-from iaa_desktop.core.model import Lesion
-from iaa_desktop.core.pair_matrix import (
+from iaa_desktop.core.agreement.lesion import LesionAgreement
+from iaa_desktop.core.dataset.model import Lesion
+from iaa_desktop.core.display.pair_matrix import (
     PAIR_METRICS,
     HeatmapColours,
     PairMatrix,

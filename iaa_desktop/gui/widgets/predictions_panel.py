@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPus
 
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.figures.style import BENIGN, MALIGNANT
-from iaa_desktop.core.predictions import (
+from iaa_desktop.core.training.predictions import (
     CAM_HEADS,
     PredictionsError,
     ScatterData,

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from iaa_desktop.core.model import SEVERITIES, Problem
+from iaa_desktop.core.dataset.model import SEVERITIES, Problem
 from iaa_desktop.gui.plot_export import ExportError, export_table
 from iaa_desktop.gui.widgets.lesion_table import DataFrameModel
 

@@ -1,6 +1,6 @@
 """The review panel: a lesion's status, note, chosen reference and reviewer, saved as you go.
 
-Every change is saved at once through :mod:`iaa_desktop.core.review` into the
+Every change is saved at once through :mod:`iaa_desktop.core.review.reviews` into the
 workspace (one small SQLite transaction, durable when it returns: a few
 milliseconds, so it runs in the GUI thread and nothing is ever pending in a
 worker when the app dies). The note is saved 0.8 s after typing stops, when
@@ -33,10 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from iaa_desktop.core import review as core_review
 from iaa_desktop.core.errors import IAAError
-from iaa_desktop.core.review import CONSENSUS_REFERENCES, STATUS_LABELS, STATUSES, Review
-from iaa_desktop.core.workspace import Workspace
+from iaa_desktop.core.review import reviews as core_review
+from iaa_desktop.core.review.reviews import CONSENSUS_REFERENCES, STATUS_LABELS, STATUSES, Review
+from iaa_desktop.core.review.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

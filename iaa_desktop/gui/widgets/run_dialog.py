@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
-from iaa_desktop.core.training_plan import (
+from iaa_desktop.core.training.plan import (
     BACKBONES,
     PAPER_BACKBONES,
     TASKS,

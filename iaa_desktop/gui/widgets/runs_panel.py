@@ -34,8 +34,8 @@ from superqt.utils import create_worker
 
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.figures.export import export_figure
-from iaa_desktop.core.overlay import OKABE_ITO
-from iaa_desktop.core.run_records import (
+from iaa_desktop.core.palette import OKABE_ITO
+from iaa_desktop.core.training.run_records import (
     METRICS,
     MODE_LABELS,
     RunRecord,

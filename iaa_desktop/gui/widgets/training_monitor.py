@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from iaa_desktop.core.overlay import OKABE_ITO
+from iaa_desktop.core.palette import OKABE_ITO
 from iaa_desktop.core.progress import Progress
-from iaa_desktop.core.run_records import METRICS, curves_from_events
+from iaa_desktop.core.training.run_records import METRICS, curves_from_events
 
 #: Validation metrics drawn in the second plot, by mode.
 METRIC_CURVES = {

@@ -1,0 +1,235 @@
+"""Consensus masks from several annotators: majority vote and STAPLE, as IMA++ computes them.
+
+Both follow SimpleITK exactly, because IMA++'s published consensus masks were made with it:
+
+- **Majority vote**: ``LabelVotingImageFilter`` with ``SetLabelForUndecidedPixels(1)``, then
+  ``== 1``. Ties go to foreground, so two masks give their union and a 2-2 split of four
+  masks gives foreground: ``2 * votes >= N``.
+- **STAPLE**: ``STAPLEImageFilter`` with its defaults (foreground value 1, confidence weight 1,
+  iterate to convergence), whose probability map IMA++ thresholds with ``> 0.5``.
+
+ITK runs STAPLE's EM over every pixel on every iteration, but both steps depend only on a
+pixel's *vote pattern* (which annotators marked it). So the image is reduced once to a
+histogram of patterns (at most ``2**N``), EM runs on it with the pixel counts as weights, and
+the posteriors go back to the pixels through a lookup table. The per-pattern arithmetic is
+ITK's, operation for operation; only its pixel-by-pixel sums become count-weighted ones.
+
+STAPLE's EM lives in :mod:`iaa_desktop.core.agreement.staple`; this module reduces the masks to
+vote counts and vote patterns, which both use.
+
+Masks are binary, any non-zero value is foreground (ITK's STAPLE counts only the value 1;
+the same for 0/1 masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from iaa_desktop.core.errors import IAAError
+
+__all__ = ["ConsensusInputError", "count_votes", "majority_vote"]
+
+# Up to this many annotators every vote pattern gets a bin of its own in a small integer code;
+# above it the distinct patterns are found with np.unique (slower, but any N works).
+_MAX_BINNED_ANNOTATORS = 16
+# Pixels per chunk in the packing and counting passes: a few hundred kB per mask, in cache.
+_CHUNK = 1 << 18
+
+
+class ConsensusInputError(IAAError, ValueError):
+    """The masks given to a consensus function cannot be combined (none, or shapes differ)."""
+
+
+def _as_mask_list(masks: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
+    """The masks as a list of equally shaped arrays (no copies), checked."""
+    if isinstance(masks, np.ndarray):
+        if masks.ndim < 2:
+            raise ConsensusInputError(
+                f"a stack of masks needs shape (N, H, W), got shape {masks.shape}")
+        items = list(masks)
+    else:
+        items = [np.asarray(m) for m in masks]
+    if not items:
+        raise ConsensusInputError("no masks to combine")
+    shape = items[0].shape
+    for i, m in enumerate(items):
+        if m.shape != shape:
+            raise ConsensusInputError(
+                f"mask {i} has shape {m.shape}, mask 0 has shape {shape}: all must match")
+    return items
+
+
+def _byte_chunks(items: list[np.ndarray]):
+    """Yield ``(start, stop, segments)``: each mask's pixels start..stop as 0/1 bytes.
+
+    Working through the flattened masks a cache-sized chunk at a time keeps the packing,
+    counting and histogram passes in cache and every temporary small (large fresh
+    allocations cost page faults that can outweigh the arithmetic). Chunk starts are
+    multiples of 8, so the segments split into whole uint64 words (see :func:`_words`).
+    """
+    flats = [m.reshape(-1) for m in items]
+    size = flats[0].size
+    scratch = {i: np.empty(min(size, _CHUNK), np.bool_)
+               for i, f in enumerate(flats) if f.dtype != np.bool_}
+    for start in range(0, size, _CHUNK):
+        stop = min(size, start + _CHUNK)
+        segments = []
+        for i, flat in enumerate(flats):
+            if flat.dtype == np.bool_:
+                segments.append(flat[start:stop].view(np.uint8))
+            else:
+                out = scratch[i][:stop - start]
+                np.not_equal(flat[start:stop], 0, out=out)
+                segments.append(out.view(np.uint8))
+        yield start, stop, segments
+
+
+def _words(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A flat uint8 array as uint64 words (8 pixels each) plus the few bytes left over.
+
+    Shifting a word by i < 8 or adding words whose bytes cannot exceed 255 never carries
+    from one byte into the next, so per-pixel byte arithmetic can run 8 pixels at a time.
+    """
+    whole = flat.size - flat.size % 8
+    return flat[:whole].view(np.uint64), flat[whole:]
+
+
+def count_votes(masks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Number of annotators marking each pixel.
+
+    Parameters
+    ----------
+    masks : sequence of numpy.ndarray, or numpy.ndarray
+        N masks of the same shape ``(H, W)``, or one ``(N, H, W)`` stack. Non-zero is
+        foreground.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` counts in 0..N: uint8 below 256 annotators (wider above).
+
+    Raises
+    ------
+    ConsensusInputError
+        When there are no masks or their shapes differ.
+    """
+    items = _as_mask_list(masks)
+    # Up to 255 votes fit a byte: add 8 pixels' counts per uint64 operation.
+    votes = np.zeros(items[0].size, np.uint8 if len(items) < 256 else np.int64)
+    for start, stop, segments in _byte_chunks(items):
+        chunk = votes[start:stop]
+        if chunk.dtype != np.uint8:
+            for segment in segments:
+                chunk += segment
+            continue
+        chunk_words, chunk_tail = _words(chunk)
+        for segment in segments:
+            segment_words, segment_tail = _words(segment)
+            chunk_words += segment_words
+            chunk_tail += segment_tail
+    return votes.reshape(items[0].shape)
+
+
+def majority_vote(masks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Majority vote of N binary masks, ties to foreground (IMA++'s ``MV`` consensus).
+
+    Same result as SimpleITK ``LabelVotingImageFilter`` with
+    ``SetLabelForUndecidedPixels(1)`` followed by ``== 1`` on 0/1 masks: two masks give their
+    union, a 2-2 split of four masks gives foreground.
+
+    Parameters
+    ----------
+    masks : sequence of numpy.ndarray, or numpy.ndarray
+        N masks of the same shape ``(H, W)``, or one ``(N, H, W)`` stack. Non-zero is
+        foreground.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(H, W)``: pixels marked by at least half of the annotators (``2 * votes >= N``).
+
+    Raises
+    ------
+    ConsensusInputError
+        When there are no masks or their shapes differ.
+    """
+    masks = masks if isinstance(masks, np.ndarray) else list(masks)
+    votes = count_votes(masks)
+    n = len(masks)
+    # 2 * votes >= n  <=>  votes >= ceil(n / 2); a constant avoids 2 * votes overflowing uint8.
+    return votes >= (n + 1) // 2
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    """The distinct vote patterns of an image and where each pixel's pattern is."""
+
+    votes: np.ndarray  # bool (K, N): which annotators marked pattern k
+    counts: np.ndarray  # int64 (K,): pixels showing pattern k
+    codes: np.ndarray  # integer (...): per pixel, the row of ``lut_rows`` to read
+    lut_rows: np.ndarray  # intp (C,): for each code value, its pattern index k (or 0 if absent)
+
+
+def _pack_and_count(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the code whose bit i says annotator i marked it; and the codes' histogram.
+
+    Codes are uint8 for up to 8 annotators (packed 8 pixels per uint64 operation with
+    in-place shifts and ORs), uint16 up to 16. The histogram has ``2**N`` bins.
+    """
+    n = len(items)
+    codes = np.empty(items[0].size, np.uint8 if n <= 8 else np.uint16)
+    counts = np.zeros(65536, np.int64)
+    odd_code = None
+    shifted = np.empty(_CHUNK // 8, np.uint64)
+    for start, stop, segments in _byte_chunks(items):
+        chunk = codes[start:stop]
+        if n <= 8:
+            chunk_words, chunk_tail = _words(chunk)
+            np.copyto(chunk, segments[0])
+            for i, segment in enumerate(segments[1:], start=1):
+                segment_words, segment_tail = _words(segment)
+                np.left_shift(segment_words, i, out=shifted[:segment_words.size])
+                chunk_words |= shifted[:segment_words.size]
+                chunk_tail |= segment_tail << i
+            # bincount converts to intp first; reading two byte codes as one uint16 halves
+            # that. A pair (a, b) lands in bin a + 256 b: folded back below.
+            even = chunk.size - chunk.size % 2
+            counts += np.bincount(chunk[:even].view(np.uint16), minlength=65536)
+            if even != chunk.size:  # an odd last pixel, counted on its own
+                odd_code = int(chunk[-1])
+        else:
+            np.copyto(chunk, segments[0])
+            for i, segment in enumerate(segments[1:], start=1):
+                chunk |= segment.astype(np.uint16) << i
+            counts += np.bincount(chunk, minlength=65536)
+    if n <= 8:
+        pairs = counts.reshape(256, 256)
+        counts = pairs.sum(axis=0) + pairs.sum(axis=1)
+        if odd_code is not None:
+            counts[odd_code] += 1
+    return codes.reshape(items[0].shape), counts[:1 << n]
+
+
+def _vote_patterns(items: list[np.ndarray]) -> _Patterns:
+    """The patterns present in the image (only those: ITK never sees the others)."""
+    n = len(items)
+    if n <= _MAX_BINNED_ANNOTATORS:
+        codes, all_counts = _pack_and_count(items)
+        present = np.flatnonzero(all_counts)
+        votes = ((present[:, None] >> np.arange(n)) & 1).astype(bool)
+        lut_rows = np.zeros(1 << n, np.intp)
+        lut_rows[present] = np.arange(present.size)
+        return _Patterns(votes, all_counts[present], codes, lut_rows)
+    # Many annotators: a row of packed bits per pixel, distinct rows found by sorting.
+    stack = np.stack([m != 0 for m in items], axis=-1).reshape(-1, n)
+    packed = np.ascontiguousarray(np.packbits(stack, axis=1))
+    rows = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+    unique, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+    unique_bytes = unique.view(np.uint8).reshape(unique.size, packed.shape[1])
+    votes = np.unpackbits(unique_bytes, axis=1, count=n).astype(bool)
+    codes = inverse.reshape(items[0].shape)
+    return _Patterns(votes, counts.astype(np.int64), codes, np.arange(unique.size))
+

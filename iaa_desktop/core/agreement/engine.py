@@ -1,0 +1,133 @@
+"""Agreement over a whole dataset: every lesion in parallel processes, cached on disk.
+
+``iter_dataset_agreement`` is a generator: it yields ``Progress`` per lesion
+and returns a ``DatasetAgreement``. Closing it (the GUI's Cancel, Ctrl+C in the
+CLI) stops at the next lesion: queued work is cancelled and what was computed
+so far stays in the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+from iaa_desktop.core.agreement.cache import AgreementCache, default_cache_path
+from iaa_desktop.core.agreement.lesion import (
+    STAPLE_COLUMNS,
+    LesionAgreement,
+    lesion_agreement,
+    lesion_fingerprint,
+)
+from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
+from iaa_desktop.core.dataset.model import Dataset, Problem
+from iaa_desktop.core.parallel import bounded_results, process_pool
+from iaa_desktop.core.progress import Progress
+
+_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class DatasetAgreement:
+    """The pairwise table (IMA++ schema), STAPLE's estimates, and what went wrong."""
+
+    pairwise: pd.DataFrame
+    staple: pd.DataFrame
+    problems: tuple[Problem, ...]
+    consensus_source: dict[str, str]
+    computed: int
+    from_cache: int
+
+    @property
+    def n_lesions_with_pairs(self) -> int:
+        return int(self.pairwise["img_id"].nunique()) if len(self.pairwise) else 0
+
+
+def _assemble(results: list[LesionAgreement], computed: int, cached: int) -> DatasetAgreement:
+    pairs = [row for r in results for row in r.pairs]
+    staple_rows = [row for r in results for row in r.staple_rows]
+    pairwise = pd.DataFrame(pairs, columns=list(PAIRWISE_COLUMNS))
+    staple = pd.DataFrame(staple_rows, columns=list(STAPLE_COLUMNS))
+    return DatasetAgreement(
+        pairwise=pairwise,
+        staple=staple,
+        problems=tuple(p for r in results for p in r.problems),
+        consensus_source={r.image_id: r.consensus_source for r in results if r.consensus_source},
+        computed=computed,
+        from_cache=cached,
+    )
+
+
+def iter_dataset_agreement(
+    dataset: Dataset,
+    *,
+    workers: int | None = None,
+    cache=_DEFAULT,
+    maps_dir: Path | None = None,
+    empty_policy: str = "imapp",
+) -> Generator[Progress, None, DatasetAgreement]:
+    """Compute (or read from cache) the agreement of every lesion of ``dataset``.
+
+    Parameters
+    ----------
+    dataset
+        An indexed dataset; only lesions with masks are visited.
+    workers
+        Processes to use (default: every core). 1 computes in this process.
+    cache
+        An ``AgreementCache``, ``None`` for no cache, or (default) the dataset's
+        cache file in the user cache directory.
+    maps_dir
+        When given, consensus masks and disagreement maps are written there as
+        PNG (every lesion is then computed, since maps are not cached).
+    empty_policy
+        Passed to ``pair_metrics`` (default: the IMA++ tables' convention).
+    """
+    if cache is _DEFAULT:
+        cache = AgreementCache(default_cache_path(dataset.root))
+    lesions = [lesion for lesion in dataset if lesion.segmentations]
+    total = len(lesions)
+    results: dict[int, LesionAgreement] = {}
+    todo: list[tuple[int, str]] = []
+    for index, lesion in enumerate(lesions):
+        key = lesion_fingerprint(lesion, empty_policy)
+        hit = cache.get(key) if cache is not None and maps_dir is None else None
+        if hit is not None:
+            results[index] = hit
+        else:
+            todo.append((index, key))
+    cached = len(results)
+    if cached:
+        yield Progress(cached, total, f"{cached} lesions from the cache")
+    job = partial(lesion_agreement, empty_policy=empty_policy, maps_dir=maps_dir)
+    workers = max(1, workers or os.cpu_count() or 1)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for index, key in todo:
+                results[index] = job(lesions[index])
+                _store(cache, key, results[index])
+                yield Progress(len(results), total, lesions[index].image_id)
+        else:
+            yield from _run_pool(job, lesions, todo, workers, results, cache, total)
+    finally:
+        if cache is not None:
+            cache.flush()
+    return _assemble([results[i] for i in sorted(results)], len(todo), cached)
+
+
+def _store(cache: AgreementCache | None, key: str, result: LesionAgreement) -> None:
+    if cache is not None:
+        cache.put(key, result)
+
+
+def _run_pool(job, lesions, todo, workers, results, cache, total) -> Generator[Progress, None, None]:
+    with process_pool(workers) as pool:
+        done = bounded_results(pool, todo, lambda p, item: p.submit(job, lesions[item[0]]), 4 * workers)
+        for (index, key), result in done:
+            results[index] = result
+            _store(cache, key, result)
+            yield Progress(len(results), total, lesions[index].image_id)

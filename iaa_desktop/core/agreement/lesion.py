@@ -1,0 +1,179 @@
+"""Agreement of one lesion: decode its masks once, build consensus, measure every pair.
+
+The pairs follow the published IMA++ pairwise table: every combination of the
+lesion's masks (human-human, human-consensus and ST-MV), in the order the
+masks are listed, then stably sorted by the first mask's file name. When the
+dataset ships consensus masks (IMA++'s ``ST`` and ``MV`` files) they are used,
+so results diff cleanly against the published tables; otherwise majority vote
+and STAPLE are computed from the human masks. STAPLE's per-annotator
+sensitivity and specificity are always computed (the reference discards them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from iaa_desktop.core.agreement.consensus import majority_vote
+from iaa_desktop.core.agreement.disagreement import binary_entropy, vote_fraction
+from iaa_desktop.core.agreement.metrics import mask_surface, pair_metrics
+from iaa_desktop.core.agreement.staple import staple
+from iaa_desktop.core.dataset.masks import decode_mask
+from iaa_desktop.core.dataset.model import Lesion, Problem, Segmentation, make_problem
+
+#: Bump when any computed value could change: cached results of older versions are ignored.
+ENGINE_VERSION = "2"
+
+STAPLE_COLUMNS = ("img_id", "mask", "annotator", "tool", "skill_level", "sensitivity",
+                  "specificity", "iterations")
+
+
+@dataclass(frozen=True)
+class MaskInfo:
+    name: str
+    annotator: str
+    tool: str
+    skill: str
+
+
+@dataclass(frozen=True)
+class LesionAgreement:
+    """Every pair of one lesion plus STAPLE's per-annotator estimates and any problems."""
+
+    image_id: str
+    pairs: tuple[tuple, ...] = ()
+    staple_rows: tuple[tuple, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    consensus_source: str = ""  # "dataset", "computed" or "" (fewer than two human masks)
+    image_file_name: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def lesion_fingerprint(lesion: Lesion, options: str = "") -> str:
+    """A key that changes when any of the lesion's mask files (content or name) changes."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{ENGINE_VERSION}|{options}|{lesion.image_id}".encode())
+    for seg in lesion.segmentations:
+        digest.update(seg.name.encode() + b"\0" + seg.annotator.encode() + b"\0")
+        try:
+            digest.update(hashlib.blake2b(seg.mask_path.read_bytes(), digest_size=16).digest())
+        except OSError:
+            digest.update(b"<unreadable>")
+    return digest.hexdigest()
+
+
+def dataset_fingerprint(dataset) -> str:
+    """One key for a dataset's masks: changes when any mask's content or name changes."""
+    digest = hashlib.blake2b(digest_size=12)
+    for lesion in dataset:
+        if lesion.segmentations:
+            digest.update(lesion_fingerprint(lesion).encode())
+    return digest.hexdigest()
+
+
+def _expected_shape(lesion: Lesion) -> tuple[int, int] | None:
+    return (lesion.height, lesion.width) if lesion.height and lesion.width else None
+
+
+def _decode_all(
+    lesion: Lesion, segs: tuple[Segmentation, ...], problems: list[Problem]
+) -> list[tuple[Segmentation, np.ndarray]]:
+    """Decoded masks that can take part in pairs; the others are reported."""
+    shape = _expected_shape(lesion)
+    decoded = []
+    for seg in segs:
+        result = decode_mask(seg.mask_path, image_id=lesion.image_id, expected_shape=shape)
+        # A missing file was already reported by the loader.
+        problems.extend(p for p in result.problems if p.kind != "missing_mask")
+        if result.mask is None:
+            continue
+        if shape is None:
+            shape = result.mask.shape  # the first readable mask sets the size
+        if result.mask.shape != shape:
+            if not any(p.kind == "size_mismatch" for p in result.problems):
+                problems.append(make_problem(
+                    "size_mismatch",
+                    f"{seg.mask_path}: mask is {result.mask.shape[1]} x {result.mask.shape[0]}, "
+                    f"the lesion's other masks {shape[1]} x {shape[0]}; left out of the pairs",
+                    seg.mask_path, lesion.image_id))
+            continue
+        decoded.append((seg, result.mask))
+    return decoded
+
+
+def _info(seg: Segmentation) -> MaskInfo:
+    return MaskInfo(seg.name, seg.annotator, seg.tool or seg.annotator, seg.skill or seg.annotator)
+
+
+def _pair_rows(image_name: str, masks: list[tuple[MaskInfo, np.ndarray]],
+               empty_policy: str) -> list[tuple]:
+    surfaces = [mask_surface(mask) for _, mask in masks]
+    rows = []
+    for i, j in combinations(range(len(masks)), 2):
+        (a, mask_a), (b, mask_b) = masks[i], masks[j]
+        values = pair_metrics(mask_a, mask_b, surface_a=surfaces[i], surface_b=surfaces[j],
+                              empty_policy=empty_policy)
+        rows.append((image_name, a.name, b.name, a.annotator, b.annotator,
+                     *values.as_dict().values(), a.tool, a.skill, b.tool, b.skill))
+    # Stable sort by the first mask's name: IMA++'s order. Rows follow PAIRWISE_COLUMNS.
+    rows.sort(key=lambda row: row[1])
+    return rows
+
+
+def write_maps(maps_dir: Path, image_id: str, mv: np.ndarray, st_probability: np.ndarray,
+               fraction: np.ndarray) -> None:
+    """Consensus masks and disagreement maps as PNG (maps quantised to 8 bits)."""
+    consensus_dir = maps_dir / "consensus"
+    disagreement_dir = maps_dir / "disagreement"
+    consensus_dir.mkdir(parents=True, exist_ok=True)
+    disagreement_dir.mkdir(parents=True, exist_ok=True)
+    to_u8 = lambda x: np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)  # noqa: E731
+    cv2.imwrite(str(consensus_dir / f"{image_id}_MV.png"), mv.astype(np.uint8) * 255)
+    cv2.imwrite(str(consensus_dir / f"{image_id}_ST.png"), (st_probability > 0.5).astype(np.uint8) * 255)
+    cv2.imwrite(str(consensus_dir / f"{image_id}_ST_probability.png"), to_u8(st_probability))
+    cv2.imwrite(str(disagreement_dir / f"{image_id}_vote_fraction.png"), to_u8(fraction))
+    cv2.imwrite(str(disagreement_dir / f"{image_id}_entropy.png"), to_u8(binary_entropy(fraction)))
+
+
+def lesion_agreement(
+    lesion: Lesion, *, empty_policy: str = "imapp", maps_dir: Path | None = None
+) -> LesionAgreement:
+    """Pairs, consensus and STAPLE estimates of one lesion (see the module docstring).
+
+    Lesions with fewer than two readable human masks give no pairs (IAA is
+    undefined for them), only the problems found.
+    """
+    problems: list[Problem] = []
+    image_name = lesion.image_path.name if lesion.image_path else f"{lesion.image_id}.JPG"
+    humans = _decode_all(lesion, lesion.human_segmentations, problems)
+    if len(humans) < 2:
+        return LesionAgreement(lesion.image_id, problems=tuple(problems), image_file_name=image_name)
+    human_masks = [mask for _, mask in humans]
+    result = staple(human_masks)
+    mv = majority_vote(human_masks)
+    staple_rows = tuple(
+        (image_name, seg.name, seg.annotator, seg.tool, seg.skill, sens, spec, result.iterations)
+        for (seg, _), sens, spec in zip(humans, result.sensitivity, result.specificity, strict=True)
+    )
+    shipped = _decode_all(lesion, lesion.consensus_segmentations, problems)
+    if shipped:
+        consensus = [(_info(seg), mask) for seg, mask in shipped]
+        source = "dataset"
+    else:
+        stem = lesion.image_id
+        consensus = [
+            (MaskInfo(f"{stem}_ST_ST_ST_ST.png", "ST", "ST", "ST"), result.mask),
+            (MaskInfo(f"{stem}_MV_MV_MV_MV.png", "MV", "MV", "MV"), mv),
+        ]
+        source = "computed"
+    masks = [(_info(seg), mask) for seg, mask in humans] + consensus
+    rows = _pair_rows(image_name, masks, empty_policy)
+    if maps_dir is not None:
+        write_maps(Path(maps_dir), lesion.image_id, mv, result.probability, vote_fraction(human_masks))
+    return LesionAgreement(lesion.image_id, tuple(rows), staple_rows, tuple(problems), source,
+                           image_name)

@@ -1,0 +1,366 @@
+"""What the dataset-level agreement plots show, with the image ids behind every mark.
+
+From a :class:`~iaa_desktop.core.agreement.engine.DatasetAgreement` (or its
+pairwise table) and the lesion table (``overlay.lesion_table_frame``):
+
+- :func:`image_table`: one row per image with an IAA (mean human-human Dice),
+  its malignancy group and every numeric column (image-level means and SDs,
+  annotator and mask counts, image size and age when metadata is given);
+- :func:`malignancy_view`: IAA of malignant vs benign images, the test result
+  (``stats.compare_groups``) as a caption, and a histogram whose every bar
+  knows its image ids;
+- :func:`factor_view`: the mean agreement between the levels of a factor
+  (annotator, tool, skill level) as a lower-triangular matrix, with the image
+  ids of the pairs in each cell;
+- :func:`scatter_view`: IAA against any numeric column, with the image id per point.
+
+:func:`dataset_views` computes all of them at once, off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from iaa_desktop.core.agreement.tables import (
+    FACTORS,
+    factor_table,
+    human_pairs,
+    image_level_table,
+    is_consensus_pair,
+)
+from iaa_desktop.core.dataset.labels import normalise_benign_malignant
+from iaa_desktop.core.display.pair_matrix import HeatmapColours, colour_limits, heatmap_colours
+from iaa_desktop.core.statistics.factors import factor_matrices
+from iaa_desktop.core.statistics.stats import SpearmanResult, TwoGroupComparison, compare_groups, spearman
+
+IAA_LABEL = "IAA (mean pairwise Dice, unitless)"
+
+#: Malignancy groups in drawing order (benign first, as in the report figures).
+GROUPS = ("benign", "malignant")
+
+#: Factor matrix metrics: factor-table column -> (menu name, colour-bar label, higher is better).
+FACTOR_METRICS: dict[str, tuple[str, str, bool]] = {
+    "dice_score_mean": ("Mean Dice", "Mean Dice (unitless)", True),
+    "hd95_score_normalized_mean": ("Mean HD95 / diagonal", "Mean HD95 / image diagonal (unitless)", False),
+}
+
+FACTOR_NAMES = {"annotator": "Annotator", "tool": "Tool", "skill_level": "Skill level"}
+
+#: Axis labels (with units) of the numeric columns :func:`image_table` can hold.
+COLUMN_LABELS: dict[str, str] = {
+    "dice_score_std": "Dice SD over pairs (unitless)",
+    "jaccard_score_mean": "Mean Jaccard (unitless)",
+    "jaccard_score_std": "Jaccard SD over pairs (unitless)",
+    "hd_score_mean": "Mean Hausdorff distance (px)",
+    "hd_score_std": "Hausdorff distance SD (px)",
+    "hd95_score_mean": "Mean HD95 (px)",
+    "hd95_score_std": "HD95 SD (px)",
+    "assd_score_mean": "Mean ASSD (px)",
+    "assd_score_std": "ASSD SD (px)",
+    "hd95_score_normalized_mean": "Mean HD95 / image diagonal (unitless)",
+    "n_pairs": "Human-human pairs (count)",
+    "annotators": "Annotators (count)",
+    "masks": "Mask files (count)",
+    "pixels_x": "Image width (px)",
+    "pixels_y": "Image height (px)",
+    "image_megapixels": "Image size (megapixels)",
+    "age_approx": "Age (years)",
+}
+
+
+def _image_ids(img_ids, known: set[str]) -> list[str]:
+    """Pairwise ``img_id`` (the image file name) -> the lesion's image id."""
+    out = []
+    for img_id in img_ids:
+        img_id = str(img_id)
+        out.append(img_id if img_id in known else os.path.splitext(img_id)[0])
+    return out
+
+
+def _pairwise(agreement) -> pd.DataFrame:
+    return agreement.pairwise if hasattr(agreement, "pairwise") else agreement
+
+
+def image_table(agreement, lesion_table: pd.DataFrame, image_metadata: pd.DataFrame | None = None
+                ) -> pd.DataFrame:
+    """One row per image with an IAA: ``image_id``, ``iaa``, ``benign_malignant``, ``group``, numbers.
+
+    Parameters
+    ----------
+    agreement
+        A ``DatasetAgreement`` or its pairwise table (IMA++ schema).
+    lesion_table
+        ``overlay.lesion_table_frame(dataset)``: adds diagnosis, split and the
+        ``annotators`` / ``masks`` counts.
+    image_metadata
+        Optional ``analysis.image_metadata_from_dataset(dataset)``: adds image
+        width, height, megapixels and age.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``group`` is ``"benign"``, ``"malignant"`` or None (any other label);
+        the numeric columns are those of :func:`numeric_columns`.
+    """
+    pairwise = _pairwise(agreement)
+    level = image_level_table(pairwise)
+    known = set(lesion_table["image_id"].astype(str)) if "image_id" in lesion_table else set()
+    humans = human_pairs(pairwise)
+    table = pd.DataFrame({"img_id": level["img_id"].astype(str).to_numpy(),
+                          "image_id": _image_ids(level["img_id"], known),
+                          "iaa": level["dice_score_mean"].to_numpy(dtype=np.float64)})
+    for name in level.columns[3:]:
+        table[name] = level[name].to_numpy(dtype=np.float64)
+    by_image = humans.groupby("img_id")
+    table["hd95_score_normalized_mean"] = by_image["hd95_score_normalized"].mean().reindex(
+        table["img_id"]).to_numpy(dtype=np.float64)
+    table["n_pairs"] = by_image.size().reindex(table["img_id"]).to_numpy(dtype=np.int64)
+    wanted = ("diagnosis", "benign_malignant", "split", "annotators", "masks")
+    extra = [c for c in wanted if c in lesion_table]
+    if extra:
+        lesions = lesion_table.drop_duplicates("image_id").set_index("image_id")[extra]
+        table = table.join(lesions, on="image_id")
+    if "benign_malignant" not in table:
+        table["benign_malignant"] = None
+    labels = [normalise_benign_malignant(v if isinstance(v, str) else None)[0]
+              for v in table["benign_malignant"]]
+    table["group"] = [label if label in GROUPS else None for label in labels]
+    if image_metadata is not None and len(image_metadata):
+        table = _join_metadata(table, image_metadata)
+    return table.reset_index(drop=True)
+
+
+def _join_metadata(table: pd.DataFrame, metadata: pd.DataFrame) -> pd.DataFrame:
+    id_column = next((c for c in ("isic_id", "image_id", "img_id") if c in metadata), None)
+    if id_column is None:
+        return table
+    meta = metadata.copy()
+    keys = meta[id_column].astype(str)
+    numbers = {}
+    for name in ("pixels_x", "pixels_y", "age_approx"):
+        if name in meta:
+            numbers[name] = pd.to_numeric(meta[name], errors="coerce").to_numpy(dtype=np.float64)
+    frame = pd.DataFrame(numbers)
+    if "pixels_x" in frame and "pixels_y" in frame:
+        frame["image_megapixels"] = frame["pixels_x"] * frame["pixels_y"] / 1e6
+    by_name = frame.set_axis(keys.to_numpy()).groupby(level=0).first()
+    by_stem = frame.set_axis([os.path.splitext(k)[0] for k in keys]).groupby(level=0).first()
+    rows = [by_name.loc[i] if i in by_name.index else by_stem.loc[s] if s in by_stem.index else None
+            for i, s in zip(table["img_id"], table["image_id"], strict=True)]
+    joined = pd.DataFrame([r.to_dict() if r is not None else {} for r in rows], columns=frame.columns)
+    return pd.concat([table, joined.set_axis(table.index)], axis=1)
+
+
+def numeric_columns(images: pd.DataFrame) -> list[str]:
+    """The numeric columns of an image table the scatter can plot IAA against (not IAA itself)."""
+    return [c for c in images.columns
+            if c != "iaa" and pd.api.types.is_numeric_dtype(images[c]) and images[c].notna().any()]
+
+
+def column_label(column: str) -> str:
+    """Axis label with unit of a numeric column (the column name when unknown)."""
+    return COLUMN_LABELS.get(column, column)
+
+
+@dataclass(frozen=True, eq=False)
+class HistogramView:
+    """IAA histogram per malignancy group: shared bin ``edges``, counts and image ids per bar."""
+
+    edges: np.ndarray
+    counts: dict[str, np.ndarray]
+    image_ids: dict[str, tuple[tuple[str, ...], ...]]
+
+    def bar_ids(self, group: str, bin_index: int) -> list[str]:
+        """Image ids of the bar of ``group`` in bin ``bin_index``."""
+        return list(self.image_ids[group][bin_index])
+
+
+def histogram_view(images: pd.DataFrame, bin_width: float = 0.025) -> HistogramView:
+    """Bars of ``bin_width`` from a round lower limit up to Dice's maximum of 1, per group."""
+    iaa = images["iaa"].to_numpy(dtype=np.float64)
+    finite = iaa[np.isfinite(iaa)]
+    low = np.floor(min(finite.min(), 0.95) / 0.05) * 0.05 if finite.size else 0.0
+    n_bins = max(1, int(round((1.0 - low) / bin_width)))
+    edges = np.linspace(low, 1.0, n_bins + 1)
+    counts, ids = {}, {}
+    for group in GROUPS:
+        chosen = images.loc[images["group"] == group]
+        values = chosen["iaa"].to_numpy(dtype=np.float64)
+        ok = np.isfinite(values)
+        where = np.clip(np.searchsorted(edges, values[ok], side="right") - 1, 0, n_bins - 1)
+        names = chosen["image_id"].to_numpy()[ok]
+        ids[group] = tuple(tuple(sorted(names[where == b])) for b in range(n_bins))
+        counts[group] = np.bincount(where, minlength=n_bins).astype(np.int64)
+    return HistogramView(edges, counts, ids)
+
+
+@dataclass(frozen=True, eq=False)
+class MalignancyView:
+    """IAA by malignancy: values and ids per group, the test, its caption, the histogram."""
+
+    values: dict[str, np.ndarray]
+    image_ids: dict[str, tuple[str, ...]]
+    comparison: TwoGroupComparison | None
+    caption: str
+    histogram: HistogramView
+    excluded: dict[str, int] = field(default_factory=dict)
+
+
+def _p_text(p: float) -> str:
+    if not np.isfinite(p):
+        return "n/a"
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def malignancy_caption(comparison: TwoGroupComparison | None, n: dict[str, int]) -> str:
+    """``Mann-Whitney U p = 0.0012 · Cohen's d = -0.85 · n = 20 malignant, 38 benign``."""
+    sizes = f"n = {n.get('malignant', 0):,} malignant, {n.get('benign', 0):,} benign"
+    if comparison is None:
+        return f"No malignant vs benign test: {sizes}"
+    d = comparison.cohens_d
+    d_text = f"{d:.2f}".replace("-", "\u2212") if np.isfinite(d) else "n/a"
+    return f"Mann-Whitney U p = {_p_text(comparison.p_mannwhitney)} · Cohen's d = {d_text} · {sizes}"
+
+
+def malignancy_view(images: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> MalignancyView:
+    """IAA of malignant vs benign images with ``compare_groups`` (``a`` = malignant)."""
+    values, ids = {}, {}
+    for group in GROUPS:
+        chosen = images.loc[(images["group"] == group) & images["iaa"].notna()]
+        values[group] = chosen["iaa"].to_numpy(dtype=np.float64)
+        ids[group] = tuple(chosen["image_id"].astype(str))
+    comparison = None
+    if all(len(values[g]) for g in GROUPS):
+        comparison = compare_groups(values["malignant"], values["benign"], labels=("malignant", "benign"),
+                                    n_boot=n_boot, seed=seed)
+    others = images.loc[images["group"].isna()]
+    excluded = others["benign_malignant"].fillna("unknown").astype(str).value_counts().sort_index()
+    caption = malignancy_caption(comparison, {g: len(values[g]) for g in GROUPS})
+    return MalignancyView(values, ids, comparison, caption, histogram_view(images),
+                          {str(k): int(v) for k, v in excluded.items()})
+
+
+@dataclass(frozen=True, eq=False)
+class FactorView:
+    """Mean agreement between the levels of a factor, lower-triangular, with ids per cell."""
+
+    factor: str
+    metric: str
+    levels: tuple[str, ...]
+    values: np.ndarray
+    n_pairs: np.ndarray
+    image_ids: tuple[tuple[tuple[str, ...], ...], ...]
+    colours: HeatmapColours
+
+    @property
+    def value_label(self) -> str:
+        return FACTOR_METRICS[self.metric][1]
+
+    @property
+    def title(self) -> str:
+        return f"{FACTOR_METRICS[self.metric][0]} by {FACTOR_NAMES.get(self.factor, self.factor).lower()}"
+
+    def cell_ids(self, row: int, column: int) -> list[str]:
+        """Image ids of the pairs in cell (row, column); the matrix is symmetric in meaning."""
+        row, column = max(row, column), min(row, column)
+        return list(self.image_ids[row][column])
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.values, columns=list(self.levels))
+        frame.insert(0, self.factor, list(self.levels))
+        return frame
+
+
+def factor_views(agreement, factor: str, *, include_consensus: bool = True,
+                 known_ids: set[str] | None = None) -> dict[str, FactorView]:
+    """Every metric of :data:`FACTOR_METRICS` for one factor (the pairs are grouped once)."""
+    pairwise = _pairwise(agreement)
+    table = factor_table(pairwise, factor, include_consensus=include_consensus)
+    matrices = factor_matrices(table)
+    levels = tuple(str(level) for level in matrices["n_pairs"].index)
+    counts = matrices["n_pairs"].to_numpy(dtype=np.float64, na_value=np.nan)
+    counts = np.where(np.isnan(counts), 0, counts).astype(np.int64)
+    position = {level: i for i, level in enumerate(levels)}
+    first = pairwise[f"{factor}1"].astype("string").to_numpy(dtype=object, na_value=None)
+    second = pairwise[f"{factor}2"].astype("string").to_numpy(dtype=object, na_value=None)
+    keep = ~is_consensus_pair(pairwise) if not include_consensus else np.ones(len(pairwise), bool)
+    images = _image_ids(pairwise["img_id"], known_ids or set())
+    cells: dict[tuple[int, int], set[str]] = {}
+    for a, b, image_id, ok in zip(first, second, images, keep, strict=True):
+        if ok and a is not None and b is not None and a in position and b in position:
+            i, j = position[a], position[b]
+            cells.setdefault((max(i, j), min(i, j)), set()).add(image_id)
+    k = len(levels)
+    ids = tuple(tuple(tuple(sorted(cells.get((r, c), ()))) for c in range(k)) for r in range(k))
+    views = {}
+    for metric, (_, _, higher) in FACTOR_METRICS.items():
+        values = matrices[metric].to_numpy(dtype=np.float64, na_value=np.nan)
+        colours = heatmap_colours(values, higher, colour_limits(values, higher))
+        views[metric] = FactorView(factor, metric, levels, values, counts, ids, colours)
+    return views
+
+
+def factor_view(agreement, factor: str, metric: str = "dice_score_mean", *,
+                include_consensus: bool = True, known_ids: set[str] | None = None) -> FactorView:
+    """The factor matrix of ``metric`` (see :data:`FACTOR_METRICS`) with the image ids per cell."""
+    if metric not in FACTOR_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(FACTOR_METRICS)}, not {metric!r}")
+    return factor_views(agreement, factor, include_consensus=include_consensus, known_ids=known_ids)[metric]
+
+
+@dataclass(frozen=True, eq=False)
+class ScatterView:
+    """IAA (y) against one numeric column (x), an image id per point, Spearman's rho."""
+
+    column: str
+    x_label: str
+    x: np.ndarray
+    y: np.ndarray
+    image_ids: tuple[str, ...]
+    groups: tuple[str | None, ...]
+    correlation: SpearmanResult
+    caption: str
+
+
+def scatter_view(images: pd.DataFrame, column: str) -> ScatterView:
+    """Points with both values finite; the caption gives Spearman's rho, p and n."""
+    if column not in images:
+        raise ValueError(f"no column {column!r} in the image table")
+    x = pd.to_numeric(images[column], errors="coerce").to_numpy(dtype=np.float64)
+    y = images["iaa"].to_numpy(dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    result = spearman(x[ok], y[ok])
+    rho = f"{result.rho:.2f}".replace("-", "\u2212") if np.isfinite(result.rho) else "n/a"
+    caption = f"Spearman \u03c1 = {rho}, p = {_p_text(result.p)}, n = {result.n:,}"
+    return ScatterView(column, column_label(column), x[ok], y[ok], tuple(images["image_id"].astype(str)[ok]),
+                       tuple(g if g in GROUPS else None for g in images["group"].to_numpy(dtype=object)[ok]),
+                       result, caption)
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetViews:
+    """Every dataset-level plot's data (see :func:`dataset_views`)."""
+
+    images: pd.DataFrame
+    malignancy: MalignancyView
+    factors: dict[tuple[str, str], FactorView]
+    scatters: dict[str, ScatterView]
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return list(self.scatters)
+
+
+def dataset_views(agreement, lesion_table: pd.DataFrame, image_metadata: pd.DataFrame | None = None,
+                  *, n_boot: int = 1000, seed: int = 0) -> DatasetViews:
+    """All plots' data: the image table, malignancy, each factor x metric, a scatter per column."""
+    images = image_table(agreement, lesion_table, image_metadata)
+    known = set(lesion_table["image_id"].astype(str)) if "image_id" in lesion_table else set()
+    factors = {(factor, metric): view for factor in FACTORS
+               for metric, view in factor_views(agreement, factor, known_ids=known).items()}
+    scatters = {column: scatter_view(images, column) for column in numeric_columns(images)}
+    return DatasetViews(images, malignancy_view(images, n_boot=n_boot, seed=seed), factors, scatters)

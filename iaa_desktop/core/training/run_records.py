@@ -1,0 +1,416 @@
+"""The runs of a workspace as records: status, best metrics, duration, and comparisons across runs.
+
+Everything here is read back from the run directories (``<workspace>/runs/<run id>/``)
+that ``iaa-train`` writes (layout: ``iaa_desktop.core.training.runs``), so the runs panel
+shows the same thing after a restart as while the runs went on. Two small files
+are the app's own: ``trainer.pid`` (the local trainer's process id while it runs)
+and ``cancelled`` (the user stopped the run).
+
+Status of a run:
+
+==============  ===============================================================
+``running``     the trainer process is alive (or the caller says it runs)
+``finished``    a ``run_finished`` event
+``cancelled``   stopped by the user (the ``cancelled`` marker); ``--resume`` goes on
+``interrupted`` an interrupt ``error`` event (SIGTERM, Ctrl-C), or no final event and
+                no live process (killed, power cut); ``--resume`` goes on
+``failed``      any other ``error`` event (the message says why)
+``pending``     no event yet and no live process
+==============  ===============================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iaa_desktop.core.errors import IAAError
+from iaa_desktop.core.training.runs import CHECKPOINT_DIR, RunSpec, RunSpecError, load_spec, read_events
+from iaa_desktop.core.workspace_paths import runs_dir
+
+PID_FILE = "trainer.pid"
+CANCELLED_MARKER = "cancelled"
+STATUSES = ("running", "finished", "cancelled", "interrupted", "failed", "pending")
+#: How the GUI names the trainer's modes.
+MODE_LABELS = {"regression": "IAA regressor", "classification": "Diagnosis only", "multitask": "Multi-task"}
+#: Metrics a comparison can be made on: name -> (label, higher is better).
+METRICS = {
+    "balanced_accuracy": ("Balanced accuracy", True),
+    "auroc": ("AUROC", True),
+    "accuracy": ("Accuracy", True),
+    "f1_macro": ("Macro F1", True),
+    "mae": ("IAA MAE", False),
+    "pearson": ("IAA Pearson r", True),
+}
+
+
+class RunRecordError(IAAError):
+    """A comparison or export that cannot be made (no run, no metric)."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run directory, summarised."""
+
+    run_id: str
+    run_dir: Path
+    spec: RunSpec | None
+    status: str
+    message: str = ""
+    epochs_done: int = 0
+    #: The last epoch whose checkpoint and resume state were saved (where ``--resume`` goes on from).
+    epochs_saved: int = 0
+    best_epoch: int | None = None
+    best_metrics: dict = field(default_factory=dict)
+    test_metrics: dict = field(default_factory=dict)
+    seconds: float = math.nan
+    device: str = ""
+    started: str = ""
+
+    @property
+    def resumable(self) -> bool:
+        """Whether ``--resume`` can go on (stopped early, with a saved last epoch)."""
+        last = self.run_dir / CHECKPOINT_DIR / "last_state.pt"
+        return self.status in ("cancelled", "interrupted", "failed") and last.is_file()
+
+    def metric(self, name: str, source: str = "auto") -> float:
+        """A metric of the run: ``test`` (best checkpoint on the test split), ``val`` (best epoch)
+        or ``auto`` (test when the run has test metrics, else val); NaN when absent."""
+        if source not in ("auto", "test", "val"):
+            raise ValueError(f"source must be auto, test or val, not {source!r}")
+        use_test = source == "test" or (source == "auto" and bool(self.test_metrics))
+        value = (self.test_metrics if use_test else self.best_metrics).get(name)
+        return math.nan if value is None else float(value)
+
+
+# --- one run ---------------------------------------------------------------------------------------
+
+def pid_alive(run_dir: str | Path) -> bool:
+    """Whether ``trainer.pid`` names a live process that is a trainer."""
+    path = Path(run_dir) / PID_FILE
+    try:
+        pid = int(path.read_text(encoding="utf-8").strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.is_file():  # Linux: make sure the id was not reused by another program
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            return False
+        # `python -m trainer ...`, `python -m trainer.predict ...` or the iaa-train script;
+        # not any process that merely has "trainer" somewhere (pytest tests/trainer).
+        return any(arg == b"trainer" or arg.startswith(b"trainer.") or arg.endswith(b"iaa-train")
+                   for arg in args)
+    return True
+
+
+def mark_cancelled(run_dir: str | Path, cancelled: bool = True) -> None:
+    """Record (or clear, on resume) that the user stopped the run."""
+    path = Path(run_dir) / CANCELLED_MARKER
+    if cancelled:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dt.datetime.now(dt.UTC).isoformat(timespec="seconds") + "\n", encoding="utf-8")
+    else:
+        path.unlink(missing_ok=True)
+
+
+def is_interrupt_message(message: str) -> bool:
+    return "interrupted" in message.lower()
+
+
+def derive_status(events: Sequence[dict], *, alive: bool, cancelled: bool = False) -> tuple[str, str]:
+    """(status, message) of a run from its events (see the module docstring)."""
+    if alive:
+        return "running", ""
+    last = next((e for e in reversed(events) if e.get("event") in ("run_started", "run_finished", "error")),
+                None)
+    if last is None:
+        return ("cancelled", "cancelled before it started") if cancelled else (
+            ("interrupted", "stopped before its first event") if events else ("pending", ""))
+    if last["event"] == "run_finished":
+        return "finished", ""
+    if last["event"] == "run_started":
+        return ("cancelled", "cancelled") if cancelled else (
+            "interrupted", "the trainer stopped without a final event (killed?)")
+    message = str(last.get("message", ""))
+    if cancelled:
+        return "cancelled", message
+    return ("interrupted" if is_interrupt_message(message) else "failed"), message
+
+
+def selection_metric(mode: str) -> tuple[str, bool]:
+    """(metric, higher is better) the trainer picks its best epoch by (as ``trainer.metrics``)."""
+    return ("mae", False) if mode == "regression" else ("balanced_accuracy", True)
+
+
+def _best_from_epochs(events: Sequence[dict], mode: str) -> tuple[int | None, dict]:
+    key, higher = selection_metric(mode)
+    best_epoch, best, best_value = None, {}, None
+    for event in events:
+        if event.get("event") != "epoch_end":
+            continue
+        val = event.get("val") or {}
+        value = val.get(key)
+        if value is None:
+            continue
+        if best_value is None or (value > best_value if higher else value < best_value):
+            best_epoch, best, best_value = int(event["epoch"]), dict(val), value
+    return best_epoch, best
+
+
+def _time(event: dict) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(event["time"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def run_seconds(events: Sequence[dict]) -> float:
+    """Training time: from each ``run_started`` to the last event before the next one, summed."""
+    total, start, last = 0.0, None, None
+    for event in events:
+        when = _time(event)
+        if when is None:
+            continue
+        if event.get("event") == "run_started":
+            if start is not None and last is not None:
+                total += (last - start).total_seconds()
+            start = when
+        last = when
+    if start is None or last is None:
+        return math.nan
+    return total + (last - start).total_seconds()
+
+
+def read_run_record(run_dir: str | Path, *, running: bool | None = None) -> RunRecord:
+    """The record of one run directory; ``running`` overrides the live-process check."""
+    run_dir = Path(run_dir)
+    events, _ = read_events(run_dir)
+    spec = None
+    try:
+        spec = load_spec(run_dir / "run.json")
+    except RunSpecError:
+        started = next((e for e in events if e.get("event") == "run_started"), None)
+        if started and isinstance(started.get("spec"), dict):
+            try:
+                spec = RunSpec.from_dict(started["spec"])
+            except RunSpecError:
+                spec = None
+    alive = pid_alive(run_dir) if running is None else running
+    status, message = derive_status(events, alive=alive, cancelled=(run_dir / CANCELLED_MARKER).is_file())
+    mode = spec.mode if spec else "regression"
+    finished = next((e for e in reversed(events) if e.get("event") == "run_finished"), None)
+    if finished is not None:
+        best_epoch, best = finished.get("best_epoch"), dict(finished.get("best") or {})
+        test = dict(finished.get("test") or {})
+    else:
+        (best_epoch, best), test = _best_from_epochs(events, mode), {}
+    epochs_done = max((int(e["epoch"]) for e in events if e.get("event") == "epoch_end"), default=0)
+    epochs_saved = max((int(e["epoch"]) for e in events
+                        if e.get("event") == "checkpoint_saved" and e.get("which") == "last"), default=0)
+    started = next((e for e in events if e.get("event") == "run_started"), {})
+    return RunRecord(
+        run_id=run_dir.name, run_dir=run_dir, spec=spec, status=status, message=message,
+        epochs_done=epochs_done, epochs_saved=epochs_saved, best_epoch=best_epoch, best_metrics=best,
+        test_metrics=test,
+        seconds=run_seconds(events), device=str(started.get("device", "")),
+        started=str(started.get("time", "")))
+
+
+def scan_runs(workspace: str | Path, *, running: Iterable[str | Path] = ()) -> list[RunRecord]:
+    """Every run of a workspace (folders of ``<workspace>/runs`` with a spec or events), oldest first.
+
+    ``running``: run directories the caller knows to be running (its own processes).
+    """
+    folder = runs_dir(workspace)
+    if not folder.is_dir():
+        return []
+    live = {Path(p).resolve() for p in running}
+    records = []
+    for run_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if not ((run_dir / "run.json").is_file() or (run_dir / "events.jsonl").is_file()):
+            continue
+        records.append(read_run_record(run_dir, running=True if run_dir.resolve() in live else None))
+    return sorted(records, key=lambda r: (r.started or "~", r.run_id))
+
+
+# --- tables ----------------------------------------------------------------------------------------
+
+def _fmt_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return ""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per run, the columns the runs panel shows."""
+    rows = []
+    for r in records:
+        spec = r.spec
+        rows.append({
+            "run": r.run_id,
+            "task": MODE_LABELS.get(spec.mode, spec.mode) if spec else "",
+            "backbone": spec.backbone if spec else "",
+            "seed": spec.seed if spec else np.nan,
+            "status": r.status,
+            "epochs": f"{r.epochs_done}/{spec.epochs}" if spec else str(r.epochs_done),
+            "best_epoch": r.best_epoch if r.best_epoch is not None else np.nan,
+            "val_balanced_accuracy": r.best_metrics.get("balanced_accuracy", np.nan),
+            "val_mae": r.best_metrics.get("mae", np.nan),
+            "test_balanced_accuracy": r.test_metrics.get("balanced_accuracy", np.nan),
+            "test_mae": r.test_metrics.get("mae", np.nan),
+            "duration": _fmt_seconds(r.seconds),
+            "device": r.device,
+            "training_set": Path(spec.data).name if spec and spec.data else "",
+            "message": r.message,
+        })
+    return pd.DataFrame(rows, columns=["run", "task", "backbone", "seed", "status", "epochs", "best_epoch",
+                                       "val_balanced_accuracy", "val_mae", "test_balanced_accuracy",
+                                       "test_mae", "duration", "device", "training_set", "message"])
+
+
+def comparison_table(records: Sequence[RunRecord], metric: str = "balanced_accuracy",
+                     source: str = "auto") -> pd.DataFrame:
+    """Mean ± SD of ``metric`` per training set × task × backbone over the runs' seeds.
+
+    Runs on several training sets (e.g. fine-tuned on ISIC 2018, PH2, ...) are compared
+    per set, the study's cross-dataset table. Columns: ``dataset`` (the training set's
+    file stem), ``task``, ``backbone``, ``n`` (runs with a value), ``mean``, ``sd``
+    (sample SD, NaN for one run), ``seeds`` and ``values`` (per run, ";"-joined),
+    ``runs``. Runs without the metric (e.g. MAE of a diagnosis-only run) are left out.
+    """
+    if metric not in METRICS:
+        raise RunRecordError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    rows: dict[tuple[str, str, str], list[tuple[int, float, str]]] = {}
+    for r in records:
+        if r.spec is None:
+            continue
+        value = r.metric(metric, source)
+        if math.isfinite(value):
+            key = (Path(r.spec.data).stem if r.spec.data else "", r.spec.mode, r.spec.backbone)
+            rows.setdefault(key, []).append((r.spec.seed, value, r.run_id))
+    out = []
+    order = {mode: i for i, mode in enumerate(MODE_LABELS)}
+    for (dataset, mode, backbone), items in sorted(
+            rows.items(), key=lambda kv: (kv[0][0], kv[0][2], order.get(kv[0][1], 9))):
+        values = np.array([v for _, v, _ in items])
+        out.append({"dataset": dataset, "task": MODE_LABELS.get(mode, mode), "backbone": backbone,
+                    "n": len(values),
+                    "mean": float(values.mean()),
+                    "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+                    "seeds": ";".join(str(s) for s, _, _ in items),
+                    "values": ";".join(f"{v:.4f}" for _, v, _ in items),
+                    "runs": ";".join(run for _, _, run in items)})
+    return pd.DataFrame(out, columns=["dataset", "task", "backbone", "n", "mean", "sd", "seeds", "values",
+                                      "runs"])
+
+
+def write_comparison_csv(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a comparison table as CSV (UTF-8, no index)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def comparison_groups(table: pd.DataFrame) -> pd.Series:
+    """The x-axis group of each comparison row: the backbone, or "set / backbone" across training sets."""
+    if "dataset" in table and table["dataset"].nunique() > 1:
+        return table["dataset"].astype(str) + "\n" + table["backbone"].astype(str)
+    return table["backbone"].astype(str)
+
+
+def comparison_figure(table: pd.DataFrame, metric: str = "balanced_accuracy"):
+    """Grouped bars (mean ± SD) per backbone, one colour per task, seeds as points (journal style).
+
+    Build inside nothing: the house style is applied here; save with
+    ``core.figures.export.export_figure``.
+    """
+    from iaa_desktop.core.figures.style import SINGLE_COLUMN_IN, house_style, new_figure
+    from iaa_desktop.core.palette import OKABE_ITO
+
+    if table.empty:
+        raise RunRecordError("nothing to compare: no selected run has this metric")
+    label = METRICS.get(metric, (metric, True))[0]
+    colours = {"IAA regressor": OKABE_ITO["bluish_green"],
+               "Diagnosis only": OKABE_ITO["blue"], "Multi-task": OKABE_ITO["vermillion"]}
+    hatches = {"Diagnosis only": "", "Multi-task": "////", "IAA regressor": ".."}
+    # One group of bars per backbone, or per training set and backbone when there are several sets.
+    several = comparison_groups(table)
+    table = table.assign(group=several)
+    several = table["dataset"].nunique() > 1
+    backbones = list(dict.fromkeys(table["group"]))
+    tasks = [t for t in MODE_LABELS.values() if t in set(table["task"])]
+    width = 0.8 / max(1, len(tasks))
+    with house_style():
+        fig = new_figure(max(SINGLE_COLUMN_IN, 1.2 + 0.9 * len(backbones)), 2.6)
+        ax = fig.add_subplot()
+        for i, task in enumerate(tasks):
+            part = table[table["task"] == task].set_index("group")
+            xs, means, sds = [], [], []
+            for j, backbone in enumerate(backbones):
+                if backbone in part.index:
+                    xs.append(j - 0.4 + width * (i + 0.5))
+                    means.append(part.loc[backbone, "mean"])
+                    sds.append(part.loc[backbone, "sd"])
+            sds_plot = [0.0 if not math.isfinite(s) else s for s in sds]
+            ax.bar(xs, means, width * 0.9, yerr=sds_plot, capsize=2, label=task,
+                   color=colours.get(task, "#999999"), hatch=hatches.get(task, ""), edgecolor="black",
+                   linewidth=0.6, error_kw={"elinewidth": 0.8})
+            for x, backbone in zip(xs, [b for b in backbones if b in part.index], strict=True):
+                values = [float(v) for v in str(part.loc[backbone, "values"]).split(";") if v]
+                ax.plot([x] * len(values), values, "o", color="black", markersize=2.5, zorder=3)
+        ax.set_xticks(range(len(backbones)), backbones)
+        ax.set_ylabel(label)
+        ax.set_xlabel("Training set and backbone" if several else "Backbone")
+        if METRICS.get(metric, ("", True))[1] and metric != "pearson":
+            ax.set_ylim(0, 1.05)
+        ax.legend(loc="upper left", bbox_to_anchor=(0, 1.18), ncols=len(tasks))
+    return fig
+
+
+# --- live curves and ETA ---------------------------------------------------------------------------
+
+def curves_from_events(events: Sequence[dict]) -> dict[str, tuple[list[int], list[float]]]:
+    """Per-epoch curves from ``epoch_end`` events: ``train_loss``, ``val_loss`` and ``val_<metric>``.
+
+    A resumed run repeats no epoch: the last value of an epoch wins.
+    """
+    per_epoch: dict[str, dict[int, float]] = {}
+    for event in events:
+        if event.get("event") != "epoch_end":
+            continue
+        epoch = int(event["epoch"])
+        values = {"train_loss": event.get("train_loss")}
+        values.update({f"val_{k}": v for k, v in (event.get("val") or {}).items()})
+        for name, value in values.items():
+            if value is not None:
+                per_epoch.setdefault(name, {})[epoch] = float(value)
+    return {name: (sorted(v), [v[e] for e in sorted(v)]) for name, v in per_epoch.items()}
+
+
+def run_fraction(epoch: int, epochs: int, batch: int = 0, batches: int = 0) -> float:
+    """Fraction of a run done at ``batch`` of ``batches`` in ``epoch`` (1-based) of ``epochs``."""
+    if epochs <= 0:
+        return 0.0
+    within = batch / batches if batches > 0 else 0.0
+    return min(1.0, max(0.0, (epoch - 1 + within) / epochs))
+
+
+def eta_seconds(elapsed: float, fraction_now: float, fraction_at_start: float = 0.0) -> float:
+    """Seconds left at constant speed since ``fraction_at_start``; NaN before any progress."""
+    done = fraction_now - fraction_at_start
+    if done <= 0 or elapsed <= 0:
+        return math.nan
+    return elapsed * (1.0 - fraction_now) / done
