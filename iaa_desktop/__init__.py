@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from iaa_desktop._version import __version__
 
 _API = (
     "AnalysisResult", "Dataset", "DatasetAgreement", "Lesion", "Progress", "StapleResult",

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from iaa_desktop import __version__
+from iaa_desktop._version import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report", "export-training-set", "review",

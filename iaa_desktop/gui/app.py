@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from iaa_desktop import __version__
+from iaa_desktop._version import __version__
 from iaa_desktop.gui.pyside_fixes import apply_pyside_workarounds
 
 log = logging.getLogger(__name__)

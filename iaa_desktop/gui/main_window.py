@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from iaa_desktop import __version__
+from iaa_desktop._version import __version__
 from iaa_desktop.core.dataset.model import Dataset
 from iaa_desktop.core.dataset.qa import qa_summary
 from iaa_desktop.core.display.browser_table import BrowserData, base_frame

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import iaa_desktop
+from iaa_desktop._version import __version__
 
 __all__ = ["format_number", "flatten_stats", "software_versions", "write_html_report"]
 
@@ -117,7 +117,7 @@ def flatten_stats(stats: Mapping[str, object], prefix: str = "") -> list[tuple[s
 
 def software_versions() -> dict[str, str]:
     """Versions of python, iaa_desktop and the numeric packages (``"not installed"`` if absent)."""
-    versions = {"python": platform.python_version(), "iaa_desktop": iaa_desktop.__version__}
+    versions = {"python": platform.python_version(), "iaa_desktop": __version__}
     for package in _PACKAGES:
         try:
             versions[package] = importlib.metadata.version(package)
@@ -230,7 +230,7 @@ def write_html_report(
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     fingerprint = next((parameters[k] for k in _FINGERPRINT_KEYS if parameters.get(k)), None)
 
-    meta = f"Created {esc(created)} with iaa_desktop {esc(iaa_desktop.__version__)}."
+    meta = f"Created {esc(created)} with iaa_desktop {esc(__version__)}."
     if fingerprint is not None:
         meta += f"<br>Dataset fingerprint: <code>{esc(str(fingerprint))}</code>"
     parts = [f"<h1>{esc(title)}</h1>", f'<p class="meta">{meta}</p>']
