@@ -68,14 +68,12 @@ def run(args) -> int:
 
     import pandas as pd
 
-    from iaa_desktop.core.agreement.table_io import write_agreement_tables, write_table
-    from iaa_desktop.core.agreement.tables import agreement_tables
-    from iaa_desktop.core.errors import IAAError
-
     from iaa_desktop.core.agreement.boundary import BoundarySpec
     from iaa_desktop.core.agreement.conventions import conventions_document
     from iaa_desktop.core.agreement.image_metrics import image_means
-    from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
+    from iaa_desktop.core.agreement.table_io import write_agreement_tables, write_table
+    from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS, agreement_tables
+    from iaa_desktop.core.errors import IAAError
 
     try:
         spec = BoundarySpec(parse_pixels(args.nsd_tau, "--nsd-tau"), parse_pixels(args.biou_d, "--biou-d"))

@@ -74,6 +74,10 @@ class BoundarySpec:
         return "nsd=" + ",".join(map(repr, self.nsd_taus)) + ";biou=" + ",".join(map(repr, self.biou_ds))
 
 
+#: The engine's default spec (NSD at 1, 2, 5 px; Boundary IoU at 1, 2 px).
+DEFAULT_SPEC = BoundarySpec()
+
+
 def _disk_offsets(d: float) -> np.ndarray:
     """(K, 2) int offsets (dr, dc) with dr^2 + dc^2 < d^2: the pixels strictly closer than d."""
     r = max(0, math.ceil(d) - 1)

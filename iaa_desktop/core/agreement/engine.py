@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iaa_desktop.core.agreement.boundary import BoundarySpec
+from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC, BoundarySpec
 from iaa_desktop.core.agreement.cache import AgreementCache, default_cache_path
 from iaa_desktop.core.agreement.chance import CHANCE_COLUMNS
 from iaa_desktop.core.agreement.lesion import (
@@ -81,7 +81,7 @@ def iter_dataset_agreement(
     cache=_DEFAULT,
     maps_dir: Path | None = None,
     empty_policy: str = "imapp",
-    boundary: BoundarySpec | None = BoundarySpec(),
+    boundary: BoundarySpec | None = DEFAULT_SPEC,
 ) -> Generator[Progress, None, DatasetAgreement]:
     """Compute (or read from cache) the agreement of every lesion of ``dataset``.
 

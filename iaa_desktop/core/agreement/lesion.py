@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from iaa_desktop.core.agreement.boundary import BoundarySpec, boundary_metrics, mask_bands
+from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC, BoundarySpec, boundary_metrics, mask_bands
 from iaa_desktop.core.agreement.chance import chance_agreement
 from iaa_desktop.core.agreement.consensus import majority_vote
 from iaa_desktop.core.agreement.disagreement import binary_entropy, vote_fraction
@@ -164,7 +164,7 @@ def write_maps(maps_dir: Path, image_id: str, mv: np.ndarray, st_probability: np
 
 def lesion_agreement(
     lesion: Lesion, *, empty_policy: str = "imapp", maps_dir: Path | None = None,
-    boundary: BoundarySpec | None = BoundarySpec(),
+    boundary: BoundarySpec | None = DEFAULT_SPEC,
 ) -> LesionAgreement:
     """Pairs, consensus and STAPLE estimates of one lesion (see the module docstring).
 
