@@ -26,6 +26,7 @@ length times d squared, not the image size.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -78,12 +79,15 @@ class BoundarySpec:
 DEFAULT_SPEC = BoundarySpec()
 
 
+@functools.lru_cache(maxsize=32)
 def _disk_offsets(d: float) -> np.ndarray:
     """(K, 2) int offsets (dr, dc) with dr^2 + dc^2 < d^2: the pixels strictly closer than d."""
     r = max(0, math.ceil(d) - 1)
     dr, dc = np.mgrid[-r : r + 1, -r : r + 1]
     keep = dr * dr + dc * dc < d * d
-    return np.column_stack((dr[keep], dc[keep])).astype(np.int64)
+    offsets = np.column_stack((dr[keep], dc[keep])).astype(np.int64)
+    offsets.setflags(write=False)  # shared by every call
+    return offsets
 
 
 def mask_bands(mask: np.ndarray, surface: MaskSurface, widths: tuple[float, ...]) -> tuple[np.ndarray, ...]:
@@ -92,22 +96,34 @@ def mask_bands(mask: np.ndarray, surface: MaskSurface, widths: tuple[float, ...]
     A foreground pixel is closer than d to the border exactly when some border pixel lies at
     an offset shorter than d from it, so the band is the border shifted by every such offset,
     clipped to the image and kept where the mask is foreground. Returns one int64 array per
-    width (empty for an empty mask).
+    width (empty for an empty mask). Cost: border length x offsets, no pass over the image.
     """
     height, width = surface.shape
+    if surface.is_empty:
+        return tuple(np.empty(0, np.int64) for _ in widths)
+    points = surface.border.astype(np.int64)
+    border_index = points[:, 0] * width + points[:, 1]  # sorted: the border is row-major
+    r0, c0, r1, c1 = surface.bbox
+    flat_mask = mask.reshape(-1)  # a view for the C-contiguous masks decoders return
+    index_type = np.int32 if height * width < 2**31 else np.int64
     bands = []
     for d in widths:
-        if surface.is_empty:
-            bands.append(np.empty(0, np.int64))
-            continue
-        points = surface.border.astype(np.int64)
         offsets = _disk_offsets(d)
+        if len(offsets) == 1:  # d <= 1: the band is the border itself
+            bands.append(border_index)
+            continue
         rows = (points[:, 0:1] + offsets[:, 0]).ravel()
         cols = (points[:, 1:2] + offsets[:, 1]).ravel()
-        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        rows, cols = rows[inside], cols[inside]
-        foreground = mask[rows, cols] != 0
-        bands.append(np.unique(rows[foreground] * width + cols[foreground]))
+        # Band pixels are foreground, so inside the bounding box.
+        inside = (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
+        index = rows[inside] * width + cols[inside]
+        index = index[flat_mask[index] != 0]
+        # Sort and drop repeats; int32 indices sort about 2.5x faster than np.unique's int64.
+        if index_type is np.int32:
+            index = index.astype(np.int32)
+        index.sort()
+        band = index[np.concatenate(([True], index[1:] != index[:-1]))].astype(np.int64)
+        bands.append(band)
     return tuple(bands)
 
 
