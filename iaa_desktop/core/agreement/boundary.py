@@ -79,6 +79,21 @@ class BoundarySpec:
 DEFAULT_SPEC = BoundarySpec()
 
 
+def spec_including(columns, base: BoundarySpec = DEFAULT_SPEC) -> BoundarySpec:
+    """``base`` plus the tolerances that MetricsReloaded column names such as ``mr_nsd_3px`` need."""
+    taus, widths = list(base.nsd_taus), list(base.biou_ds)
+    for column in columns:
+        for prefix, values in ((f"{PREFIX}nsd_", taus), (f"{PREFIX}boundary_iou_", widths)):
+            if column.startswith(prefix) and column.endswith("px"):
+                try:
+                    value = float(column[len(prefix):-2])
+                except ValueError:
+                    continue
+                if value not in values:
+                    values.append(value)
+    return BoundarySpec(tuple(taus), tuple(widths))
+
+
 @functools.lru_cache(maxsize=32)
 def _disk_offsets(d: float) -> np.ndarray:
     """(K, 2) int offsets (dr, dc) with dr^2 + dc^2 < d^2: the pixels strictly closer than d."""
