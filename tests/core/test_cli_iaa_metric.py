@@ -107,3 +107,24 @@ def test_bad_metric_choices_fail_clearly(tmp_path, capsys, extra, message):
                  str(tmp_path / "m.csv"), "--out", str(out), "--no-figures", *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_dataset_views_offer_every_computed_metric_as_iaa(tmp_path):
+    from iaa_desktop.core.agreement.engine import iter_dataset_agreement
+    from iaa_desktop.core.dataset.io import load_dataset
+    from iaa_desktop.core.display.overlay import lesion_table_frame
+    from iaa_desktop.core.progress import run_to_end
+    from iaa_desktop.core.statistics.views import dataset_views, iaa_label
+
+    dataset = load_dataset(make_imapp(tmp_path / "r"))
+    agreement = run_to_end(iter_dataset_agreement(dataset, workers=1, cache=None))
+    views = dataset_views(agreement, lesion_table_frame(dataset), n_boot=0)
+    assert views.iaa_metrics[0] == "dice_score"
+    assert {"mr_nsd_5px", "mr_boundary_iou_2px", "mr_masd", "fleiss_kappa"} <= set(views.iaa_metrics)
+    alpha = views.malignancy_for("krippendorff_alpha")
+    chance = agreement.chance.set_index("img_id")["krippendorff_alpha"]
+    got = sorted(float(v) for group in alpha.values.values() for v in group)
+    assert got == pytest.approx(sorted(chance.to_numpy()))
+    assert iaa_label("mr_hd95") == "IAA: mean HD95 (px, MetricsReloaded) over human pairs"
+    # The scatter can also plot the new per-image columns against the IAA.
+    assert "mr_nsd_2px_mean" in views.numeric_columns and "fleiss_kappa" in views.numeric_columns
