@@ -56,7 +56,8 @@ def test_heatmap_offers_and_draws_nsd_and_boundary_iou(qtbot, tmp_path):
 
 def test_plots_switch_the_iaa_metric(qtbot, demo):
     agreement, views = demo
-    assert {"mr_nsd_2px", "mr_boundary_iou_2px", "fleiss_kappa", "krippendorff_alpha"} <= set(views.iaa_metrics)
+    wanted = {"mr_nsd_2px", "mr_boundary_iou_2px", "fleiss_kappa", "krippendorff_alpha"}
+    assert wanted <= set(views.iaa_metrics)
     widget = AgreementPlots()
     qtbot.addWidget(widget)
     widget.set_views(views)
