@@ -38,8 +38,8 @@ def test_heatmap_offers_and_draws_nsd_and_boundary_iou(qtbot, tmp_path):
     widget.set_agreement(agreement, lesion)
     offered = [widget.metric_combo.itemData(i) for i in range(widget.metric_combo.count())]
     assert {"mr_nsd_2px", "mr_boundary_iou_2px", "mr_hd95", "mr_masd"} <= set(offered)
-    for metric, bar_label in (("mr_nsd_2px", "NSD, τ = 2 px (unitless, MetricsReloaded)"),
-                              ("mr_boundary_iou_1px", "Boundary IoU, d = 1 px (unitless, MetricsReloaded)")):
+    for metric, bar_label in (("mr_nsd_2px", "NSD, τ = 2 px (unitless)"),
+                              ("mr_boundary_iou_1px", "Boundary IoU, d = 1 px (unitless)")):
         widget.set_metric(metric)
         matrix = widget.current_matrix()
         assert matrix.metric == metric and matrix.higher_is_better
@@ -47,6 +47,7 @@ def test_heatmap_offers_and_draws_nsd_and_boundary_iou(qtbot, tmp_path):
         texts = sorted(item.toPlainText() for item in widget.plot.text_items)
         assert texts == sorted(format_value(v, metric) for v in matrix.values.ravel())
         assert widget.plot.colour_bar.axis.labelText == bar_label
+        assert widget.metric_combo.currentText().endswith("(MetricsReloaded)")
         # Off-diagonal cells are the engine's values for the pair.
         column = agreement.pair_columns.index(metric)
         assert sorted(matrix.values[~np.eye(len(matrix.masks), dtype=bool)]) == pytest.approx(

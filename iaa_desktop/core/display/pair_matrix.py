@@ -22,13 +22,25 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 
-from iaa_desktop.core.agreement.boundary import BoundarySpec
+from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC
 from iaa_desktop.core.agreement.conventions import metric_info
 from iaa_desktop.core.agreement.lesion import LesionAgreement
 from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.dataset.model import Lesion
 from iaa_desktop.core.display.overlay import segmentation_label
 from iaa_desktop.core.palette import HEATMAP_CMAP, text_colour_for
+
+
+def _mr_entry(column: str) -> tuple[str, str]:
+    """Menu name naming the convention; colour-bar label with tolerance and unit (short enough
+    for the bar's height)."""
+    info = metric_info(column)
+    name = info.name.removesuffix(" (MR)")
+    label = info.label.replace(", MetricsReloaded)", ")")
+    if column == "mr_hd95":
+        label = "HD95, max of the directed P95 (px)"
+    return f"{name} (MetricsReloaded)", label
+
 
 #: Metrics the heatmap offers: pairwise column -> (menu name, axis label with unit).
 PAIR_METRICS: dict[str, tuple[str, str]] = {
@@ -38,10 +50,9 @@ PAIR_METRICS: dict[str, tuple[str, str]] = {
     "assd_score": ("ASSD", "ASSD (px)"),
     "hd95_score_normalized": ("HD95 / diagonal", "HD95 / image diagonal (unitless)"),
     # MetricsReloaded's, at the engine's default tolerances: the boundary metrics first.
-    **{column: (metric_info(column).name, metric_info(column).label)
-       for column in BoundarySpec().columns if column.startswith(("mr_nsd", "mr_boundary_iou"))},
-    **{column: (metric_info(column).name, metric_info(column).label)
-       for column in ("mr_hd95", "mr_masd")},
+    **{column: _mr_entry(column) for column in DEFAULT_SPEC.columns
+       if column.startswith(("mr_nsd", "mr_boundary_iou"))},
+    **{column: _mr_entry(column) for column in ("mr_hd95", "mr_masd")},
 }
 
 #: Overlap metrics: higher is better, identity 1. Every other metric is a distance (identity 0).

@@ -58,6 +58,15 @@ def iaa_label(metric: str) -> str:
     return f"IAA: mean {info.label} over human pairs"
 
 
+def iaa_menu_name(metric: str) -> str:
+    """Short menu text of ``metric`` as IAA: ``"Dice (MedPy)"``, ``"NSD 2 px (MetricsReloaded)"``."""
+    info = metric_info(metric)
+    if metric in LESION_METRICS:
+        return f"{info.name} (per lesion)"
+    convention = "MedPy" if info.convention == "medpy" else "MetricsReloaded"
+    return f"{info.name.removesuffix(' (MR)')} ({convention})"
+
+
 def iaa_choices(agreement) -> tuple[str, ...]:
     """The :data:`IAA_METRIC_CHOICES` that ``agreement`` (or its pairwise table) can give."""
     pairwise = _pairwise(agreement)

@@ -41,6 +41,7 @@ from iaa_desktop.core.statistics.views import (
     MalignancyView,
     ScatterView,
     column_label,
+    iaa_menu_name,
 )
 from iaa_desktop.gui.plot_export import make_export_button
 from iaa_desktop.gui.widgets.pair_heatmap import BACKGROUND, FOREGROUND, HeatmapPlot, style_plot
@@ -259,6 +260,7 @@ class AgreementPlots(QWidget):
         self.histogram = HistogramPlot(self)
         self.iaa_combo = QComboBox(self)  # which metric is the image's IAA (filled by set_views)
         self.iaa_combo.setToolTip("Metric used as each image's IAA in the malignancy and scatter plots")
+        self.iaa_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.factor_combo = QComboBox(self)
         for factor, name in FACTOR_NAMES.items():
             self.factor_combo.addItem(name, factor)
@@ -325,7 +327,9 @@ class AgreementPlots(QWidget):
         self.iaa_combo.blockSignals(True)
         self.iaa_combo.clear()
         for metric in views.iaa_metrics:
-            self.iaa_combo.addItem(views.malignancy_for(metric).label.removeprefix("IAA: "), metric)
+            self.iaa_combo.addItem(iaa_menu_name(metric), metric)
+            self.iaa_combo.setItemData(self.iaa_combo.count() - 1, views.malignancy_for(metric).label,
+                                       Qt.ItemDataRole.ToolTipRole)
         self.iaa_combo.setCurrentIndex(max(self.iaa_combo.findData(wanted_iaa), 0))
         self.iaa_combo.blockSignals(False)
         self.histogram.set_view(views.malignancy_for(self.iaa_metric))
