@@ -83,3 +83,21 @@ def test_plots_switch_the_iaa_metric(qtbot, demo):
     widget.set_iaa_metric("mr_hd95")
     edges = widget.histogram.view.histogram.edges
     assert edges[0] == 0.0 and edges[-1] >= np.nanmax(widget.histogram.view.values["benign"])
+
+
+def test_heatmap_says_when_a_metric_is_missing_from_the_table(qtbot, tmp_path):
+    """Pairs read from a published table have MedPy's columns only."""
+    from iaa_desktop.core.agreement.lesion import LesionAgreement
+
+    dataset = load_dataset(make_imapp(tmp_path / "r"))
+    lesion = dataset.lesion("ISIC_0000002")
+    full = lesion_agreement(lesion)
+    medpy_only = LesionAgreement(full.image_id, tuple(row[:17] for row in full.pairs),
+                                 image_file_name=full.image_file_name)
+    widget = PairHeatmap()
+    qtbot.addWidget(widget)
+    widget.set_agreement(medpy_only, lesion)
+    assert widget.current_matrix() is not None  # Dice
+    widget.set_metric("mr_nsd_2px")
+    assert widget.current_matrix() is None
+    assert "NSD 2 px (MetricsReloaded): not in this lesion" in widget.plot.caption.text
