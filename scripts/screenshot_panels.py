@@ -2,7 +2,8 @@
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshot_panels.py [OUT_DIR]
 
-Writes pair_heatmap_dice.png, pair_heatmap_hd95.png, plots_malignancy.png,
+Writes pair_heatmap_dice.png, pair_heatmap_hd95.png, pair_heatmap_nsd2.png,
+pair_heatmap_boundary_iou2.png, plots_malignancy.png, plots_malignancy_nsd2.png,
 plots_factor_tool.png, plots_factor_annotator.png, plots_scatter.png and
 problems.png (default OUT_DIR: /tmp/panel_shots). ``render_panels`` does the
 same from Python (the main window's screenshot job can call it).
@@ -58,6 +59,11 @@ def render_panels(out: Path, dataset_dir: Path | None = None) -> list[Path]:
     heatmap.consensus_check.setChecked(True)
     heatmap.click_cell(2, 0)
     _save(app, heatmap, out / "pair_heatmap_hd95.png", shots)
+    heatmap.set_metric("mr_nsd_2px")
+    _save(app, heatmap, out / "pair_heatmap_nsd2.png", shots)
+    heatmap.set_metric("mr_boundary_iou_2px")
+    heatmap.consensus_check.setChecked(False)
+    _save(app, heatmap, out / "pair_heatmap_boundary_iou2.png", shots)
 
     plots = AgreementPlots()
     plots.resize(800, 600)
@@ -67,6 +73,9 @@ def render_panels(out: Path, dataset_dir: Path | None = None) -> list[Path]:
     top_bin = int(histogram.counts["malignant"].argmax())
     plots.click_bar("malignant", top_bin)
     _save(app, plots, out / "plots_malignancy.png", shots)
+    plots.set_iaa_metric("mr_nsd_2px")
+    _save(app, plots, out / "plots_malignancy_nsd2.png", shots)
+    plots.set_iaa_metric("dice_score")
     plots.tabs.setCurrentIndex(1)
     plots.set_factor("tool")
     plots.click_cell(2, 1)

@@ -106,15 +106,18 @@ def is_inside(path: Path, root: Path) -> bool:
     return True
 
 
-def measure_agreement(dataset, args, maps_dir: Path | None = None):
+def measure_agreement(dataset, args, maps_dir: Path | None = None, boundary=None):
     """Run the agreement engine with a progress bar: the ``DatasetAgreement``, or an exit code.
 
     Reads ``args.workers`` and ``args.no_cache``. Ctrl+C stops at the next
-    lesion; what was computed stays in the cache.
+    lesion; what was computed stays in the cache. ``boundary`` (a ``BoundarySpec``) sets
+    the MetricsReloaded tolerances (default: the engine's).
     """
     from iaa_desktop.core.agreement.engine import iter_dataset_agreement
 
     options = {"workers": args.workers, "maps_dir": maps_dir}
+    if boundary is not None:
+        options["boundary"] = boundary
     if args.no_cache:
         options["cache"] = None
     try:

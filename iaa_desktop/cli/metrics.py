@@ -3,8 +3,16 @@
 Writes to DIR (never into the dataset): ``pairwise.csv`` (IMA++ pairwise
 schema), ``image_level.csv`` (IMA++ image-level schema; ``dice_score_mean`` is
 the IAA), ``factor_*.csv`` and ``intra_inter_*.csv``, ``staple_annotators.csv``
-(STAPLE's sensitivity and specificity per mask), ``problems.csv``, and unless
+(STAPLE's sensitivity and specificity per mask), ``chance_agreement.csv`` (Fleiss'
+kappa and Krippendorff's alpha per lesion), ``metric_conventions.json`` (what every
+column is: convention, unit, tolerance, empty-mask policy), ``problems.csv``, and unless
 ``--no-maps`` the consensus masks and disagreement maps as PNG.
+
+``--convention medpy`` (default) keeps ``pairwise.csv`` exactly IMA++'s columns, so the
+tables diff cleanly against the published ones. ``--convention metricsreloaded`` appends
+MetricsReloaded's columns (``mr_*``: HD95 as the max of the directed percentiles, MASD,
+NSD at each ``--nsd-tau``, Boundary IoU at each ``--biou-d``) and writes their per-image
+means to ``image_level_metricsreloaded.csv``.
 """
 
 from __future__ import annotations
@@ -27,17 +35,50 @@ def add_parser(sub) -> None:
     parser.add_argument("--no-maps", action="store_true",
                         help="skip writing consensus masks and disagreement maps (PNG)")
     parser.add_argument("--no-cache", action="store_true", help="recompute everything, cache nothing")
+    parser.add_argument("--convention", choices=("medpy", "metricsreloaded"), default="medpy",
+                        help="medpy (default): IMA++'s columns only; metricsreloaded: also "
+                             "MetricsReloaded's mr_* columns (HD95 max-directed, MASD, NSD, "
+                             "Boundary IoU)")
+    parser.add_argument("--nsd-tau", default="1,2,5", metavar="LIST",
+                        help="NSD tolerances in pixels, comma-separated (default %(default)s)")
+    parser.add_argument("--biou-d", default="1,2", metavar="LIST",
+                        help="Boundary IoU widths in pixels, comma-separated (default %(default)s)")
     parser.set_defaults(func=run)
+
+
+def parse_pixels(text: str, option: str) -> tuple[float, ...]:
+    """``"1,2,5"`` -> ``(1.0, 2.0, 5.0)``; ``ValueError`` naming ``option`` otherwise."""
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValueError(f"{option}: {part!r} is not a number of pixels") from None
+    if not values:
+        raise ValueError(f"{option}: give at least one number of pixels")
+    return tuple(dict.fromkeys(values))  # keep order, drop repeats
 
 
 def run(args) -> int:
     # Imported here so that `iaa-desktop --help` and the other commands start fast.
+    import json
+
     import pandas as pd
 
+    from iaa_desktop.core.agreement.boundary import BoundarySpec
+    from iaa_desktop.core.agreement.conventions import conventions_document
+    from iaa_desktop.core.agreement.image_metrics import image_means
     from iaa_desktop.core.agreement.table_io import write_agreement_tables, write_table
-    from iaa_desktop.core.agreement.tables import agreement_tables
+    from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS, agreement_tables
     from iaa_desktop.core.errors import IAAError
 
+    try:
+        spec = BoundarySpec(parse_pixels(args.nsd_tau, "--nsd-tau"), parse_pixels(args.biou_d, "--biou-d"))
+    except ValueError as exc:
+        return fail(str(exc))
     dataset, code = load_or_explain(args)
     if dataset is None:
         return code
@@ -47,7 +88,8 @@ def run(args) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return fail(f"{args.out}: cannot create the output folder ({exc.strerror})")
-    result = measure_agreement(dataset, args, maps_dir=None if args.no_maps else args.out)
+    result = measure_agreement(dataset, args, maps_dir=None if args.no_maps else args.out,
+                               boundary=spec)
     if isinstance(result, int):
         return result
     problems = pd.DataFrame([p.__dict__ for p in (*dataset.problems, *result.problems)],
@@ -61,11 +103,22 @@ def run(args) -> int:
         return fail(
             f"{dataset.root}: nothing could be computed: no lesion has two readable human masks "
             f"({len(problems):,} problems, listed in {args.out / 'problems.csv'})", 1)
+    mr_columns = list(spec.columns) if args.convention == "metricsreloaded" else []
+    pairwise = result.pairwise[[*PAIRWISE_COLUMNS, *mr_columns]]
     try:
-        write_table(result.pairwise, args.out / "pairwise.csv")
+        write_table(pairwise, args.out / "pairwise.csv")
         write_table(result.staple, args.out / "staple_annotators.csv")
-        tables = agreement_tables(result.pairwise)
-        write_agreement_tables(result.pairwise, args.out, tables)
+        write_table(result.chance, args.out / "chance_agreement.csv")
+        tables = agreement_tables(pairwise)
+        write_agreement_tables(pairwise, args.out, tables)
+        if mr_columns:
+            write_table(image_means(pairwise, mr_columns),
+                        args.out / "image_level_metricsreloaded.csv")
+        document = conventions_document(
+            [*pairwise.columns, *result.chance.columns], convention=args.convention,
+            nsd_taus=spec.nsd_taus if mr_columns else (), biou_ds=spec.biou_ds if mr_columns else ())
+        (args.out / "metric_conventions.json").write_text(
+            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     except (IAAError, OSError) as exc:
         return fail(str(exc))
     image_level = tables["image_level"]
@@ -73,6 +126,10 @@ def run(args) -> int:
           f"{len(result.pairwise):,} pairs ({result.computed:,} lesions computed, "
           f"{result.from_cache:,} from the cache)")
     print(f"  mean IAA (mean pairwise Dice, human pairs) {image_level['dice_score_mean'].mean():.4f}")
+    if len(result.chance):
+        print(f"  mean Fleiss' kappa {result.chance['fleiss_kappa'].mean():.4f}, "
+              f"Krippendorff's alpha {result.chance['krippendorff_alpha'].mean():.4f} "
+              "(per lesion, pixels near the masks)")
     labels = {lesion.image_path.name if lesion.image_path else f"{lesion.image_id}.JPG":
               lesion.benign_malignant for lesion in dataset}
     by_label = image_level.assign(label=image_level["img_id"].map(labels))

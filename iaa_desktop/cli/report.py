@@ -71,6 +71,12 @@ def add_parser(sub) -> None:
     parser.add_argument("--lesion-figures", type=int, default=6, metavar="N",
                         help="from a dataset: overlay, pairwise Dice and disagreement figures of the "
                              "N lesions with the lowest IAA (default %(default)s; 0 for none)")
+    parser.add_argument("--iaa-metric", action="append", default=[], metavar="NAME",
+                        help="also rerun malignant vs benign with NAME as the image's IAA: any "
+                             "pairwise column (dice_score, hd95_score, mr_nsd_2px, "
+                             "mr_boundary_iou_2px, mr_hd95, mr_masd, ...) averaged over the human "
+                             "pairs, or fleiss_kappa / krippendorff_alpha per lesion (from a "
+                             "dataset's masks); repeatable")
     add_review_exclusion_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -113,6 +119,19 @@ def _print_comparison(title: str, comparison) -> None:
           f"p={_p(c.p_a_greater)}); KS D={_num(c.ks_statistic, 3)} p={_p(c.p_ks)}")
 
 
+def _print_metric(entry: dict, result, args) -> None:
+    """One --iaa-metric block: the comparison, whether it goes Dice's way, rank agreement."""
+    from types import SimpleNamespace
+
+    c = SimpleNamespace(**{k: (math.nan if v is None else v)
+                           for k, v in entry["malignant_vs_benign"].items()})
+    direction = {True: "yes", False: "no", None: "undefined"}[entry["malignant_agree_less"]]
+    _print_comparison(f"Malignant vs benign, IAA = {entry['label']} ({entry['n_images']:,} images)", c)
+    rho = entry["spearman_with_dice"]
+    print(f"  malignant lesions agree less by this metric too: {direction}; Spearman rho with "
+          f"mean Dice {_num(rho['rho'] if rho['rho'] is not None else math.nan, 3)} (n={rho['n']:,})")
+
+
 def _load_tables(args):
     """(pairwise, metadata, inputs) from the published tables, or raise IAAError."""
     from iaa_desktop.core.agreement.table_io import read_pairwise_csv
@@ -138,9 +157,16 @@ def _compute_from_dataset(args):
         return code
     if is_inside(args.out, dataset.root):
         return fail(f"{args.out}: refusing to write into the dataset directory {dataset.root}")
-    result = measure_agreement(dataset, args)
+    from iaa_desktop.core.agreement.boundary import spec_including
+
+    try:
+        spec = spec_including(args.iaa_metric)
+    except ValueError as exc:
+        return fail(f"--iaa-metric: {exc}")
+    result = measure_agreement(dataset, args, boundary=spec)
     if isinstance(result, int):
         return result
+    args.chance_table = result.chance  # per-lesion kappa/alpha, for --iaa-metric
     if result.pairwise.empty:
         return fail(f"{dataset.root}: no lesion has two readable human masks: nothing to analyse", 1)
     args.loaded_dataset = dataset  # for the per-lesion figures
@@ -204,6 +230,7 @@ def run(args) -> int:
     from iaa_desktop.core.errors import IAAError
     from iaa_desktop.core.statistics.analysis import run_analysis
     from iaa_desktop.core.statistics.analysis_output import stats_json, write_analysis_tables
+    from iaa_desktop.core.statistics.iaa_metric import metric_malignancy
 
     if args.n_boot < 0:
         return fail(f"--n-boot must be 0 or more, not {args.n_boot}")
@@ -213,6 +240,12 @@ def run(args) -> int:
         return fail(f"--figure-formats: choose among png, svg, pdf (got {args.figure_formats!r})")
     if args.dpi < 1:
         return fail(f"--dpi must be positive, not {args.dpi}")
+    from iaa_desktop.core.agreement.conventions import is_known_metric
+
+    unknown_metrics = [name for name in args.iaa_metric if not is_known_metric(name)]
+    if unknown_metrics:
+        return fail(f"--iaa-metric: unknown metric {', '.join(unknown_metrics)} (e.g. dice_score, "
+                    "mr_nsd_2px, mr_boundary_iou_2px, mr_hd95, fleiss_kappa, krippendorff_alpha)")
     from_tables = args.pairwise_metrics is not None or args.image_metadata is not None
     if from_tables:
         if args.dataset is not None:
@@ -243,9 +276,14 @@ def run(args) -> int:
     try:
         result = run_analysis(pairwise, metadata, include_indeterminate=args.include_indeterminate,
                               seed=args.seed, n_boot=args.n_boot, excluded_ids=reviewed_out)
+        by_metric = [metric_malignancy(result, name, getattr(args, "chance_table", None),
+                                       n_boot=args.n_boot, seed=args.seed)
+                     for name in dict.fromkeys(args.iaa_metric)]
         args.out.mkdir(parents=True, exist_ok=True)
         paths = list(write_analysis_tables(result, args.out).values())
         stats = {**stats_json(result), "inputs": inputs}
+        if by_metric:
+            stats["iaa_metrics"] = [entry.as_dict() for entry in by_metric]
         stats_path = args.out / "stats.json"
         stats_path.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         paths.append(stats_path)
@@ -266,6 +304,8 @@ def run(args) -> int:
     _print_comparison(f"Malignant vs benign IAA (excluded: {excluded})", result.malignancy)
     for factor, comparison in result.intra_inter.items():
         _print_comparison(f"Intra vs inter {factor} (Dice of human pairs)", comparison)
+    for entry in stats.get("iaa_metrics", ()):
+        _print_metric(entry, result, args)
     print("Spearman correlation with the IAA:")
     for name, corr in result.correlations.items():
         print(f"  {name:<14} rho {_num(corr.rho, 3):>7}  p={_p(corr.p):<9} n={corr.n:,}")

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from iaa_desktop.cli import main
+from iaa_desktop.core.agreement.boundary import BoundarySpec
 from iaa_desktop.core.agreement.cache import AgreementCache
 from iaa_desktop.core.agreement.consensus import majority_vote
 from iaa_desktop.core.agreement.engine import iter_dataset_agreement
@@ -33,7 +34,9 @@ def test_pairs_follow_the_imapp_table(tmp_path, cache_dir):
     dataset = load_dataset(make_imapp(tmp_path / "r"))
     result = _run(dataset)
     table = result.pairwise
-    assert list(table.columns) == list(PAIRWISE_COLUMNS)
+    # IMA++'s columns first, in order; then MetricsReloaded's (BoundarySpec's default columns).
+    assert list(table.columns) == [*PAIRWISE_COLUMNS, *BoundarySpec().columns]
+    assert _run(dataset, boundary=None, cache=None).pairwise.columns.tolist() == list(PAIRWISE_COLUMNS)
     per_image = table.groupby("img_id").size().to_dict()
     # IMG_1: A00, A01 + the shipped ST, MV -> 6 pairs; IMG_2: four human masks (one a
     # repeat) + computed ST, MV -> 15 pairs; IMG_3: one human mask -> no pair.
@@ -51,7 +54,7 @@ def test_values_equal_direct_metrics_and_consensus(tmp_path, cache_dir):
     lesion = dataset.lesion("ISIC_0000002")
     result = lesion_agreement(lesion)
     masks = [decode_mask(s.mask_path).mask for s in lesion.human_segmentations]
-    table = pd.DataFrame(result.pairs, columns=list(PAIRWISE_COLUMNS))
+    table = pd.DataFrame(result.pairs, columns=[*PAIRWISE_COLUMNS, *result.extra_columns])
     row = table[(table["mask1"] == lesion.segmentations[0].name)
                 & (table["mask2"] == lesion.segmentations[2].name)].iloc[0]
     expected = pair_metrics(masks[0], masks[2]).as_dict()

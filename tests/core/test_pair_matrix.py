@@ -8,11 +8,11 @@ from matplotlib import colormaps
 from iaa_desktop.core.agreement.engine import iter_dataset_agreement
 from iaa_desktop.core.agreement.lesion import lesion_agreement
 from iaa_desktop.core.agreement.metrics import pair_metrics
-from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.dataset.io import load_dataset
 from iaa_desktop.core.dataset.masks import decode_mask
 from iaa_desktop.core.display.pair_matrix import (
     NEUTRAL_RGBA,
+    OVERLAP_METRICS,
     PAIR_METRICS,
     format_value,
     heatmap_colours,
@@ -31,7 +31,7 @@ def imapp(tmp_path_factory):
 
 
 def _rows(agreement):
-    return pd.DataFrame(agreement.pairs, columns=list(PAIRWISE_COLUMNS))
+    return pd.DataFrame(agreement.pairs, columns=list(agreement.pair_columns))
 
 
 @pytest.mark.parametrize("metric", list(PAIR_METRICS))
@@ -42,7 +42,7 @@ def test_cells_hold_the_pairwise_values_and_the_diagonal_the_identity(imapp, met
     n = len(lesion.human_segmentations)
     assert matrix.values.shape == (n, n)
     np.testing.assert_array_equal(matrix.values, matrix.values.T)
-    identity = 1.0 if metric in ("dice_score", "jaccard_score") else 0.0
+    identity = 1.0 if metric in OVERLAP_METRICS else 0.0
     assert np.all(np.diag(matrix.values) == identity)
     rows = _rows(agreement)
     for i in range(n):

@@ -25,10 +25,13 @@ from iaa_desktop.core.dataset.model import Problem
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _STR = h5py.string_dtype("utf-8")
 # (table, number of text columns, number of float columns)
-_TABLES = {"pairs": (9, 8), "staple": (5, 3), "problems": (5, 0), "lesions": (3, 0)}
+_TABLES = {"pairs": (9, 8), "staple": (5, 3), "problems": (5, 0), "lesions": (4, 0)}
+# Tables of one variable-length float row per entry: the MetricsReloaded values of each pair
+# (as many as the lesion's extra_columns), and each lesion's chance-corrected agreement.
+_VLEN_TABLES = ("pair_extra", "chance")
 
 
 def cache_root() -> Path:
@@ -43,13 +46,14 @@ def default_cache_path(dataset_root: Path) -> Path:
     return cache_root() / "agreement" / f"{Path(dataset_root).name or 'dataset'}-{digest}.h5"
 
 
-def _split_pair(row: tuple) -> tuple[list[str], list[float]]:
-    # PAIRWISE_COLUMNS: 5 ids, 8 metrics, 4 factors.
-    return [str(v) for v in (*row[:5], *row[13:17])], [float(v) for v in row[5:13]]
+def _split_pair(row: tuple) -> tuple[list[str], list[float], list[float]]:
+    # PAIRWISE_COLUMNS: 5 ids, 8 metrics, 4 factors; then the extra (MetricsReloaded) values.
+    return ([str(v) for v in (*row[:5], *row[13:17])], [float(v) for v in row[5:13]],
+            [float(v) for v in row[17:]])
 
 
-def _join_pair(text: list[str], values: np.ndarray) -> tuple:
-    return (*text[:5], *(float(v) for v in values), *text[5:9])
+def _join_pair(text: list[str], values: np.ndarray, extra: np.ndarray) -> tuple:
+    return (*text[:5], *(float(v) for v in values), *text[5:9], *(float(v) for v in extra))
 
 
 class AgreementCache:
@@ -86,6 +90,7 @@ class AgreementCache:
                 else:
                     outdated = False
                     tables = {name: self._read_table(h5, name) for name in _TABLES}
+                    vlen = {name: self._read_vlen(h5, name) for name in _VLEN_TABLES}
         except (OSError, ValueError, KeyError) as exc:
             log.warning("agreement cache %s is unusable (%s); rebuilding it", self.path, exc)
             self._discard()
@@ -95,8 +100,14 @@ class AgreementCache:
             return
         pairs, staple_rows, problems = {}, {}, {}
         keys, text, values = tables["pairs"]
-        for key, t, v in zip(keys, text, values, strict=True):
-            pairs.setdefault(key, []).append(_join_pair(list(t), v))
+        extra_keys, extra_values = vlen["pair_extra"]
+        if extra_keys != keys:
+            log.warning("agreement cache %s has mismatched pair tables; rebuilding it", self.path)
+            self._discard()
+            return
+        for key, t, v, e in zip(keys, text, values, extra_values, strict=True):
+            pairs.setdefault(key, []).append(_join_pair(list(t), v, e))
+        chance = dict(zip(*vlen["chance"], strict=True))
         keys, text, values = tables["staple"]
         for key, t, v in zip(keys, text, values, strict=True):
             staple_rows.setdefault(key, []).append((*t, float(v[0]), float(v[1]), int(v[2])))
@@ -104,10 +115,12 @@ class AgreementCache:
         for key, t in zip(keys, text, strict=True):
             problems.setdefault(key, []).append(Problem(*t))
         keys, text, _ = tables["lesions"]
-        for key, (image_id, source, image_name) in zip(keys, text, strict=True):
+        for key, (image_id, source, image_name, extra_columns) in zip(keys, text, strict=True):
             self._entries[key] = LesionAgreement(
                 image_id, tuple(pairs.get(key, ())), tuple(staple_rows.get(key, ())),
-                tuple(problems.get(key, ())), source, image_name)
+                tuple(problems.get(key, ())), source, image_name,
+                extra_columns=tuple(extra_columns.split("\t")) if extra_columns else (),
+                chance=tuple(float(v) for v in chance.get(key, ())))
 
     @staticmethod
     def _read_table(h5: h5py.File, name: str) -> tuple[list[str], list, np.ndarray]:
@@ -119,6 +132,18 @@ class AgreementCache:
             raise ValueError(f"table {name} has columns of different lengths")
         return keys, text, values
 
+    @staticmethod
+    def _read_vlen(h5: h5py.File, name: str) -> tuple[list[str], list[np.ndarray]]:
+        if name not in h5:
+            return [], []
+        group = h5[name]
+        keys = [k.decode() for k in group["key"][()]]
+        lengths = group["lengths"][()]
+        flat = group["values"][()]
+        if len(keys) != len(lengths) or int(lengths.sum()) != flat.size:
+            raise ValueError(f"table {name} has columns of different lengths")
+        return keys, np.split(flat, np.cumsum(lengths)[:-1]) if len(keys) else []
+
     def _discard(self) -> None:
         self._entries.clear()
         with contextlib.suppress(OSError):
@@ -129,12 +154,18 @@ class AgreementCache:
         if not self._pending:
             return
         rows = {name: ([], [], []) for name in _TABLES}
+        vlen = {name: ([], []) for name in _VLEN_TABLES}
         for key, result in self._pending.items():
             for pair in result.pairs:
-                text, values = _split_pair(pair)
+                text, values, extra = _split_pair(pair)
                 rows["pairs"][0].append(key)
                 rows["pairs"][1].append(text)
                 rows["pairs"][2].append(values)
+                vlen["pair_extra"][0].append(key)
+                vlen["pair_extra"][1].append(np.asarray(extra, np.float64))
+            if result.chance:
+                vlen["chance"][0].append(key)
+                vlen["chance"][1].append(np.asarray(result.chance, np.float64))
             for s in result.staple_rows:
                 rows["staple"][0].append(key)
                 rows["staple"][1].append([str(v) for v in s[:5]])
@@ -144,7 +175,7 @@ class AgreementCache:
                 rows["problems"][1].append([p.kind, p.severity, p.message, p.path, p.image_id])
             rows["lesions"][0].append(key)
             rows["lesions"][1].append([result.image_id, result.consensus_source,
-                                       result.image_file_name])
+                                       result.image_file_name, "\t".join(result.extra_columns)])
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with h5py.File(self.path, "a") as h5:
@@ -152,6 +183,8 @@ class AgreementCache:
                 h5.attrs["engine_version"] = ENGINE_VERSION
                 for name, (n_text, n_values) in _TABLES.items():
                     self._append(h5, name, n_text, n_values, *rows[name])
+                for name in _VLEN_TABLES:
+                    self._append_vlen(h5, name, *vlen[name])
         except OSError as exc:
             log.warning("could not write the agreement cache %s: %s", self.path, exc)
             return
@@ -177,3 +210,24 @@ class AgreementCache:
         if n_values:
             group["values"].resize((stop, n_values))
             group["values"][start:stop] = np.array(values, dtype=np.float64).reshape(len(keys), n_values)
+
+    @staticmethod
+    def _append_vlen(h5, name, keys, arrays) -> None:
+        # Stored flat with one length per row: h5py's vlen type mangles equal-length rows.
+        group = h5.require_group(name)
+        if "key" not in group:
+            group.create_dataset("key", (0,), "S32", maxshape=(None,), chunks=(4096,))
+            group.create_dataset("lengths", (0,), "i4", maxshape=(None,), chunks=(4096,))
+            group.create_dataset("values", (0,), "f8", maxshape=(None,), chunks=(16384,))
+        if not keys:
+            return
+        start = group["key"].shape[0]
+        stop = start + len(keys)
+        group["key"].resize((stop,))
+        group["key"][start:stop] = np.array(keys, dtype="S32")
+        group["lengths"].resize((stop,))
+        group["lengths"][start:stop] = [len(a) for a in arrays]
+        flat = np.concatenate([np.asarray(a, np.float64) for a in arrays])
+        begin = group["values"].shape[0]
+        group["values"].resize((begin + flat.size,))
+        group["values"][begin:] = flat

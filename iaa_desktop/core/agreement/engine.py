@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC, BoundarySpec
 from iaa_desktop.core.agreement.cache import AgreementCache, default_cache_path
+from iaa_desktop.core.agreement.chance import CHANCE_COLUMNS
 from iaa_desktop.core.agreement.lesion import (
     STAPLE_COLUMNS,
     LesionAgreement,
@@ -33,7 +35,12 @@ _DEFAULT = object()
 
 @dataclass(frozen=True)
 class DatasetAgreement:
-    """The pairwise table (IMA++ schema), STAPLE's estimates, and what went wrong."""
+    """The pairwise table, STAPLE's estimates, chance-corrected agreement, and what went wrong.
+
+    ``pairwise`` has the IMA++ columns (MedPy's convention) first, then the MetricsReloaded
+    columns (``mr_*``) when they were computed. ``chance`` has one row per lesion with pairs:
+    ``img_id`` and ``chance.CHANCE_COLUMNS``.
+    """
 
     pairwise: pd.DataFrame
     staple: pd.DataFrame
@@ -41,6 +48,7 @@ class DatasetAgreement:
     consensus_source: dict[str, str]
     computed: int
     from_cache: int
+    chance: pd.DataFrame = None  # type: ignore[assignment]  # set by _assemble
 
     @property
     def n_lesions_with_pairs(self) -> int:
@@ -50,7 +58,10 @@ class DatasetAgreement:
 def _assemble(results: list[LesionAgreement], computed: int, cached: int) -> DatasetAgreement:
     pairs = [row for r in results for row in r.pairs]
     staple_rows = [row for r in results for row in r.staple_rows]
-    pairwise = pd.DataFrame(pairs, columns=list(PAIRWISE_COLUMNS))
+    extra = next((r.extra_columns for r in results if r.pairs), ())
+    pairwise = pd.DataFrame(pairs, columns=[*PAIRWISE_COLUMNS, *extra])
+    chance = pd.DataFrame([(r.image_file_name, *r.chance) for r in results if r.pairs and r.chance],
+                          columns=["img_id", *CHANCE_COLUMNS])
     staple = pd.DataFrame(staple_rows, columns=list(STAPLE_COLUMNS))
     return DatasetAgreement(
         pairwise=pairwise,
@@ -59,6 +70,7 @@ def _assemble(results: list[LesionAgreement], computed: int, cached: int) -> Dat
         consensus_source={r.image_id: r.consensus_source for r in results if r.consensus_source},
         computed=computed,
         from_cache=cached,
+        chance=chance,
     )
 
 
@@ -69,6 +81,7 @@ def iter_dataset_agreement(
     cache=_DEFAULT,
     maps_dir: Path | None = None,
     empty_policy: str = "imapp",
+    boundary: BoundarySpec | None = DEFAULT_SPEC,
 ) -> Generator[Progress, None, DatasetAgreement]:
     """Compute (or read from cache) the agreement of every lesion of ``dataset``.
 
@@ -86,6 +99,9 @@ def iter_dataset_agreement(
         PNG (every lesion is then computed, since maps are not cached).
     empty_policy
         Passed to ``pair_metrics`` (default: the IMA++ tables' convention).
+    boundary
+        NSD tolerances and Boundary IoU widths of the MetricsReloaded columns (default
+        :class:`BoundarySpec`); ``None`` computes MedPy's columns only.
     """
     if cache is _DEFAULT:
         cache = AgreementCache(default_cache_path(dataset.root))
@@ -94,7 +110,7 @@ def iter_dataset_agreement(
     results: dict[int, LesionAgreement] = {}
     todo: list[tuple[int, str]] = []
     for index, lesion in enumerate(lesions):
-        key = lesion_fingerprint(lesion, empty_policy)
+        key = lesion_fingerprint(lesion, f"{empty_policy}|{boundary.key() if boundary else '-'}")
         hit = cache.get(key) if cache is not None and maps_dir is None else None
         if hit is not None:
             results[index] = hit
@@ -103,7 +119,7 @@ def iter_dataset_agreement(
     cached = len(results)
     if cached:
         yield Progress(cached, total, f"{cached} lesions from the cache")
-    job = partial(lesion_agreement, empty_policy=empty_policy, maps_dir=maps_dir)
+    job = partial(lesion_agreement, empty_policy=empty_policy, maps_dir=maps_dir, boundary=boundary)
     workers = max(1, workers or os.cpu_count() or 1)
     try:
         if workers == 1 or len(todo) <= 1:

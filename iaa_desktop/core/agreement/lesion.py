@@ -19,15 +19,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC, BoundarySpec, boundary_metrics, mask_bands
+from iaa_desktop.core.agreement.chance import chance_agreement
 from iaa_desktop.core.agreement.consensus import majority_vote
 from iaa_desktop.core.agreement.disagreement import binary_entropy, vote_fraction
-from iaa_desktop.core.agreement.metrics import mask_surface, pair_metrics
+from iaa_desktop.core.agreement.metrics import mask_surface, pair_geometry, pair_metrics
 from iaa_desktop.core.agreement.staple import staple
+from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.dataset.masks import decode_mask
 from iaa_desktop.core.dataset.model import Lesion, Problem, Segmentation, make_problem
 
 #: Bump when any computed value could change: cached results of older versions are ignored.
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 
 STAPLE_COLUMNS = ("img_id", "mask", "annotator", "tool", "skill_level", "sensitivity",
                   "specificity", "iterations")
@@ -43,7 +46,13 @@ class MaskInfo:
 
 @dataclass(frozen=True)
 class LesionAgreement:
-    """Every pair of one lesion plus STAPLE's per-annotator estimates and any problems."""
+    """Every pair of one lesion plus STAPLE's per-annotator estimates and any problems.
+
+    Each pair row holds the IMA++ pairwise columns (``tables.PAIRWISE_COLUMNS``, MedPy's
+    convention) and then one value per ``extra_columns`` name (MetricsReloaded's convention,
+    ``mr_*``). ``chance`` holds Fleiss' kappa, Krippendorff's alpha and the ROI size of the
+    human masks (``chance.CHANCE_COLUMNS``), empty when the lesion has no pairs.
+    """
 
     image_id: str
     pairs: tuple[tuple, ...] = ()
@@ -52,6 +61,13 @@ class LesionAgreement:
     consensus_source: str = ""  # "dataset", "computed" or "" (fewer than two human masks)
     image_file_name: str = ""
     extra: dict = field(default_factory=dict, compare=False)
+    extra_columns: tuple[str, ...] = ()
+    chance: tuple[float, ...] = ()
+
+    @property
+    def pair_columns(self) -> tuple[str, ...]:
+        """Names of the values of each row of ``pairs``."""
+        return (*PAIRWISE_COLUMNS, *self.extra_columns)
 
 
 def lesion_fingerprint(lesion: Lesion, options: str = "") -> str:
@@ -111,15 +127,21 @@ def _info(seg: Segmentation) -> MaskInfo:
 
 
 def _pair_rows(image_name: str, masks: list[tuple[MaskInfo, np.ndarray]],
-               empty_policy: str) -> list[tuple]:
+               empty_policy: str, boundary: BoundarySpec | None) -> list[tuple]:
     surfaces = [mask_surface(mask) for _, mask in masks]
+    bands = ([mask_bands(mask, surface, boundary.biou_ds) for (_, mask), surface in
+              zip(masks, surfaces, strict=True)] if boundary is not None else None)
     rows = []
     for i, j in combinations(range(len(masks)), 2):
         (a, mask_a), (b, mask_b) = masks[i], masks[j]
+        # One overlap count and one pair of nearest-neighbour queries serve both conventions.
+        geometry = pair_geometry(mask_a, mask_b, surfaces[i], surfaces[j])
         values = pair_metrics(mask_a, mask_b, surface_a=surfaces[i], surface_b=surfaces[j],
-                              empty_policy=empty_policy)
+                              empty_policy=empty_policy, geometry=geometry)
+        extra = () if boundary is None else boundary_metrics(
+            surfaces[i], surfaces[j], geometry, bands[i], bands[j], boundary)
         rows.append((image_name, a.name, b.name, a.annotator, b.annotator,
-                     *values.as_dict().values(), a.tool, a.skill, b.tool, b.skill))
+                     *values.as_dict().values(), a.tool, a.skill, b.tool, b.skill, *extra))
     # Stable sort by the first mask's name: IMA++'s order. Rows follow PAIRWISE_COLUMNS.
     rows.sort(key=lambda row: row[1])
     return rows
@@ -141,12 +163,14 @@ def write_maps(maps_dir: Path, image_id: str, mv: np.ndarray, st_probability: np
 
 
 def lesion_agreement(
-    lesion: Lesion, *, empty_policy: str = "imapp", maps_dir: Path | None = None
+    lesion: Lesion, *, empty_policy: str = "imapp", maps_dir: Path | None = None,
+    boundary: BoundarySpec | None = DEFAULT_SPEC,
 ) -> LesionAgreement:
     """Pairs, consensus and STAPLE estimates of one lesion (see the module docstring).
 
     Lesions with fewer than two readable human masks give no pairs (IAA is
-    undefined for them), only the problems found.
+    undefined for them), only the problems found. ``boundary`` chooses the NSD tolerances
+    and Boundary IoU widths of the MetricsReloaded columns (``None``: MedPy's columns only).
     """
     problems: list[Problem] = []
     image_name = lesion.image_path.name if lesion.image_path else f"{lesion.image_id}.JPG"
@@ -172,8 +196,9 @@ def lesion_agreement(
         ]
         source = "computed"
     masks = [(_info(seg), mask) for seg, mask in humans] + consensus
-    rows = _pair_rows(image_name, masks, empty_policy)
+    rows = _pair_rows(image_name, masks, empty_policy, boundary)
     if maps_dir is not None:
         write_maps(Path(maps_dir), lesion.image_id, mv, result.probability, vote_fraction(human_masks))
     return LesionAgreement(lesion.image_id, tuple(rows), staple_rows, tuple(problems), source,
-                           image_name)
+                           image_name, extra_columns=boundary.columns if boundary else (),
+                           chance=chance_agreement(human_masks).as_tuple())

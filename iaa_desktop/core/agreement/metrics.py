@@ -191,6 +191,30 @@ def _directed_distances(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return tree.query(source.astype(np.float64), k=1)[0]
 
 
+@dataclass(frozen=True, eq=False)
+class PairGeometry:
+    """What every pair metric reads: the overlap count and the directed border distances.
+
+    Computed once per pair (:func:`pair_geometry`) and shared by MedPy's metrics
+    (:func:`pair_metrics`) and MetricsReloaded's (``boundary.boundary_metrics``), so the second
+    convention costs no second nearest-neighbour query.
+    """
+
+    intersection_px: int
+    d_ab: np.ndarray  # per border pixel of a (row-major), distance to b's border
+    d_ba: np.ndarray
+
+
+def pair_geometry(mask_a: np.ndarray, mask_b: np.ndarray, surface_a: MaskSurface,
+                  surface_b: MaskSurface) -> PairGeometry | None:
+    """Overlap and directed border distances of two non-empty masks; ``None`` if one is empty."""
+    if surface_a.bbox is None or surface_b.bbox is None:
+        return None
+    inter = _intersection_px(mask_a, mask_b, surface_a.bbox, surface_b.bbox)
+    return PairGeometry(inter, _directed_distances(surface_a.border, surface_b.border),
+                        _directed_distances(surface_b.border, surface_a.border))
+
+
 def _empty_pair(surface_a: MaskSurface, surface_b: MaskSurface, policy: str) -> PairMetrics:
     nan = math.nan
     if policy == "imapp":
@@ -206,6 +230,7 @@ def pair_metrics(
     surface_a: MaskSurface | None = None,
     surface_b: MaskSurface | None = None,
     empty_policy: EmptyPolicy = "imapp",
+    geometry: PairGeometry | None = None,
 ) -> PairMetrics:
     """Dice, Jaccard, HD, HD95 and ASSD of two masks, equal to ``medpy.metric.binary``.
 
@@ -235,6 +260,9 @@ def pair_metrics(
     ValueError
         If a mask is not 2-D, the shapes differ, a surface's shape differs from the masks'
         or ``empty_policy`` is unknown.
+
+    ``geometry`` (from :func:`pair_geometry` on the same masks) skips recomputing the
+    overlap and the border distances when another convention needs them too.
     """
     if empty_policy not in get_args(EmptyPolicy):
         raise ValueError(f"empty_policy must be one of {get_args(EmptyPolicy)}, got {empty_policy!r}")
@@ -251,9 +279,9 @@ def pair_metrics(
         return _empty_pair(surface_a, surface_b, empty_policy)
 
     n_a, n_b = surface_a.foreground_px, surface_b.foreground_px
-    inter = _intersection_px(mask_a, mask_b, surface_a.bbox, surface_b.bbox)
-    d_ab = _directed_distances(surface_a.border, surface_b.border)
-    d_ba = _directed_distances(surface_b.border, surface_a.border)
+    if geometry is None:
+        geometry = pair_geometry(mask_a, mask_b, surface_a, surface_b)
+    inter, d_ab, d_ba = geometry.intersection_px, geometry.d_ab, geometry.d_ba
     # Same expressions as MedPy so that floating-point results match bit for bit.
     dice = 2.0 * inter / float(n_a + n_b)
     jaccard = float(inter) / float(n_a + n_b - inter)

@@ -22,11 +22,25 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 
+from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC
+from iaa_desktop.core.agreement.conventions import metric_info
 from iaa_desktop.core.agreement.lesion import LesionAgreement
 from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.dataset.model import Lesion
 from iaa_desktop.core.display.overlay import segmentation_label
 from iaa_desktop.core.palette import HEATMAP_CMAP, text_colour_for
+
+
+def _mr_entry(column: str) -> tuple[str, str]:
+    """Menu name naming the convention; colour-bar label with tolerance and unit (short enough
+    for the bar's height)."""
+    info = metric_info(column)
+    name = info.name.removesuffix(" (MR)")
+    label = info.label.replace(", MetricsReloaded)", ")")
+    if column == "mr_hd95":
+        label = "HD95, max of the directed P95 (px)"
+    return f"{name} (MetricsReloaded)", label
+
 
 #: Metrics the heatmap offers: pairwise column -> (menu name, axis label with unit).
 PAIR_METRICS: dict[str, tuple[str, str]] = {
@@ -35,18 +49,22 @@ PAIR_METRICS: dict[str, tuple[str, str]] = {
     "hd95_score": ("HD95", "HD95 (px)"),
     "assd_score": ("ASSD", "ASSD (px)"),
     "hd95_score_normalized": ("HD95 / diagonal", "HD95 / image diagonal (unitless)"),
+    # MetricsReloaded's, at the engine's default tolerances: the boundary metrics first.
+    **{column: _mr_entry(column) for column in DEFAULT_SPEC.columns
+       if column.startswith(("mr_nsd", "mr_boundary_iou"))},
+    **{column: _mr_entry(column) for column in ("mr_hd95", "mr_masd")},
 }
 
 #: Overlap metrics: higher is better, identity 1. Every other metric is a distance (identity 0).
-OVERLAP_METRICS = frozenset({"dice_score", "jaccard_score"})
+OVERLAP_METRICS = frozenset({"dice_score", "jaccard_score"} | {
+    column for column in PAIR_METRICS
+    if column.startswith("mr_") and metric_info(column).higher_is_better})
 
 #: Keys and labels of the consensus masks, by IMA++ annotator code.
 CONSENSUS_KEYS = {"ST": ("STAPLE", "STAPLE"), "MV": ("MV", "Majority vote")}
 
 #: Colour of cells that carry no information (a mask against itself).
 NEUTRAL_RGBA = (232, 232, 232, 255)
-
-_COL = {name: i for i, name in enumerate(PAIRWISE_COLUMNS)}
 
 
 @dataclass(frozen=True)
@@ -172,7 +190,8 @@ def pair_matrix(
     lesion
         The lesion, whose ``human_segmentations`` order the rows follow.
     metric
-        A pairwise column: one of :data:`PAIR_METRICS` (any of ``METRIC_COLUMNS`` works).
+        A pairwise column: one of :data:`PAIR_METRICS` (any of ``METRIC_COLUMNS`` or of the
+        agreement's ``extra_columns`` works).
     include_consensus
         Add STAPLE and majority-vote rows after the human masks.
 
@@ -182,10 +201,11 @@ def pair_matrix(
         Only masks that take part in a pair are rows (an unreadable mask is
         left out). Pairs without a value (e.g. HD of an empty mask) are NaN.
     """
-    if metric not in PAIRWISE_COLUMNS[5:13]:
+    columns = agreement.pair_columns
+    if metric not in (*PAIRWISE_COLUMNS[5:13], *agreement.extra_columns):
         raise ValueError(f"metric must be one of {', '.join(PAIR_METRICS)}, not {metric!r}")
     refs, index = _human_refs(lesion)
-    column = _COL[metric]
+    column = columns.index(metric)
     present: set[int | str] = set()
     cells: dict[tuple[int | str, int | str], float] = {}
     consensus_names: dict[str, str] = {}
@@ -229,15 +249,17 @@ def lesion_agreement_from_table(pairwise: pd.DataFrame, lesion: Lesion) -> Lesio
     """
     name = lesion.image_path.name if lesion.image_path else f"{lesion.image_id}.JPG"
     ids = pairwise["img_id"].astype(str)
-    chosen = pairwise.loc[(ids == name) | (ids == lesion.image_id), list(PAIRWISE_COLUMNS)]
+    extra = tuple(c for c in pairwise.columns if c.startswith("mr_"))
+    chosen = pairwise.loc[(ids == name) | (ids == lesion.image_id), [*PAIRWISE_COLUMNS, *extra]]
     rows = tuple(tuple(row) for row in chosen.itertuples(index=False, name=None))
-    return LesionAgreement(lesion.image_id, rows, image_file_name=name)
+    return LesionAgreement(lesion.image_id, rows, image_file_name=name, extra_columns=extra)
 
 
 def pair_matrices(agreement: LesionAgreement, lesion: Lesion) -> dict[tuple[str, bool], PairMatrix]:
     """Every heatmap view of one lesion: ``(metric, include_consensus)`` -> :func:`pair_matrix`."""
+    offered = (*PAIRWISE_COLUMNS[5:13], *agreement.extra_columns)
     return {(metric, consensus): pair_matrix(agreement, lesion, metric, include_consensus=consensus)
-            for metric in PAIR_METRICS for consensus in (False, True)}
+            for metric in PAIR_METRICS if metric in offered for consensus in (False, True)}
 
 
 @dataclass(frozen=True, eq=False)

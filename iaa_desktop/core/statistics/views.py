@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from iaa_desktop.core.agreement.conventions import is_known_metric, metric_info
+from iaa_desktop.core.agreement.image_metrics import LESION_METRICS, image_metric
 from iaa_desktop.core.agreement.tables import (
     FACTORS,
     factor_table,
@@ -38,6 +40,39 @@ from iaa_desktop.core.statistics.factors import factor_matrices
 from iaa_desktop.core.statistics.stats import SpearmanResult, TwoGroupComparison, compare_groups, spearman
 
 IAA_LABEL = "IAA (mean pairwise Dice, unitless)"
+
+#: Metrics the plots can use as an image's IAA, in menu order, when the tables hold them.
+IAA_METRIC_CHOICES = ("dice_score", "jaccard_score", "hd95_score_normalized", "assd_score_normalized",
+                      "mr_nsd_1px", "mr_nsd_2px", "mr_nsd_5px", "mr_boundary_iou_1px",
+                      "mr_boundary_iou_2px", "mr_hd95", "mr_masd", "fleiss_kappa",
+                      "krippendorff_alpha")
+
+
+def iaa_label(metric: str) -> str:
+    """Axis label of ``metric`` used as the IAA: what is averaged, the unit, the convention."""
+    if metric == "dice_score":
+        return IAA_LABEL
+    info = metric_info(metric)
+    if metric in LESION_METRICS:
+        return f"IAA: {info.name} per lesion ({info.unit}, chance-corrected)"
+    return f"IAA: mean {info.label} over human pairs"
+
+
+def iaa_menu_name(metric: str) -> str:
+    """Short menu text of ``metric`` as IAA: ``"Dice (MedPy)"``, ``"NSD 2 px (MetricsReloaded)"``."""
+    info = metric_info(metric)
+    if metric in LESION_METRICS:
+        return f"{info.name} (per lesion)"
+    convention = "MedPy" if info.convention == "medpy" else "MetricsReloaded"
+    return f"{info.name.removesuffix(' (MR)')} ({convention})"
+
+
+def iaa_choices(agreement) -> tuple[str, ...]:
+    """The :data:`IAA_METRIC_CHOICES` that ``agreement`` (or its pairwise table) can give."""
+    pairwise = _pairwise(agreement)
+    chance = getattr(agreement, "chance", None)
+    have = set(pairwise.columns) | (set(chance.columns) if chance is not None and len(chance) else set())
+    return tuple(m for m in IAA_METRIC_CHOICES if m in have)
 
 #: Malignancy groups in drawing order (benign first, as in the report figures).
 GROUPS = ("benign", "malignant")
@@ -119,6 +154,14 @@ def image_table(agreement, lesion_table: pd.DataFrame, image_metadata: pd.DataFr
     table["hd95_score_normalized_mean"] = by_image["hd95_score_normalized"].mean().reindex(
         table["img_id"]).to_numpy(dtype=np.float64)
     table["n_pairs"] = by_image.size().reindex(table["img_id"]).to_numpy(dtype=np.int64)
+    # MetricsReloaded's means and the per-lesion kappa/alpha, when computed: more to plot against.
+    for column in (c for c in pairwise.columns if c.startswith("mr_") and is_known_metric(c)):
+        table[f"{column}_mean"] = by_image[column].mean().reindex(table["img_id"]).to_numpy(dtype=np.float64)
+    chance = getattr(agreement, "chance", None)
+    if chance is not None and len(chance):
+        by_img = chance.set_index(chance["img_id"].astype(str))
+        for column in LESION_METRICS:
+            table[column] = by_img[column].reindex(table["img_id"]).to_numpy(dtype=np.float64)
     wanted = ("diagnosis", "benign_malignant", "split", "annotators", "masks")
     extra = [c for c in wanted if c in lesion_table]
     if extra:
@@ -163,7 +206,13 @@ def numeric_columns(images: pd.DataFrame) -> list[str]:
 
 def column_label(column: str) -> str:
     """Axis label with unit of a numeric column (the column name when unknown)."""
-    return COLUMN_LABELS.get(column, column)
+    if column in COLUMN_LABELS:
+        return COLUMN_LABELS[column]
+    if column.startswith("mr_") and column.endswith("_mean") and is_known_metric(column):
+        return f"Mean {metric_info(column).label}"
+    if column in LESION_METRICS:
+        return metric_info(column).label
+    return column
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,13 +228,26 @@ class HistogramView:
         return list(self.image_ids[group][bin_index])
 
 
-def histogram_view(images: pd.DataFrame, bin_width: float = 0.025) -> HistogramView:
-    """Bars of ``bin_width`` from a round lower limit up to Dice's maximum of 1, per group."""
+def histogram_edges(values: np.ndarray, bounded: bool, bin_width: float = 0.025) -> np.ndarray:
+    """Bin edges: for a score at most 1 (``bounded``: Dice, NSD, kappa), bars of ``bin_width``
+    from a round lower limit up to 1; for a distance, 30 bars from 0 to a round maximum."""
+    finite = values[np.isfinite(values)]
+    if bounded:
+        low = np.floor(min(finite.min(), 0.95) / 0.05) * 0.05 if finite.size else 0.0
+        n_bins = max(1, int(round((1.0 - low) / bin_width)))
+        return np.linspace(low, 1.0, n_bins + 1)
+    top = float(finite.max()) if finite.size else 1.0
+    top = top if top > 0 else 1.0
+    step = 10.0 ** np.floor(np.log10(top / 30.0))
+    top = np.ceil(top / step / 30.0) * 30.0 * step  # 30 bars of a round width
+    return np.linspace(0.0, top, 31)
+
+
+def histogram_view(images: pd.DataFrame, bin_width: float = 0.025, *, bounded: bool = True) -> HistogramView:
+    """Bars per group of the ``iaa`` column; edges from :func:`histogram_edges`."""
     iaa = images["iaa"].to_numpy(dtype=np.float64)
-    finite = iaa[np.isfinite(iaa)]
-    low = np.floor(min(finite.min(), 0.95) / 0.05) * 0.05 if finite.size else 0.0
-    n_bins = max(1, int(round((1.0 - low) / bin_width)))
-    edges = np.linspace(low, 1.0, n_bins + 1)
+    edges = histogram_edges(iaa, bounded, bin_width)
+    n_bins = len(edges) - 1
     counts, ids = {}, {}
     for group in GROUPS:
         chosen = images.loc[images["group"] == group]
@@ -208,6 +270,12 @@ class MalignancyView:
     caption: str
     histogram: HistogramView
     excluded: dict[str, int] = field(default_factory=dict)
+    metric: str = "dice_score"
+
+    @property
+    def label(self) -> str:
+        """Axis label of the IAA shown (metric, unit, convention)."""
+        return iaa_label(self.metric)
 
 
 def _p_text(p: float) -> str:
@@ -226,8 +294,12 @@ def malignancy_caption(comparison: TwoGroupComparison | None, n: dict[str, int])
     return f"Mann-Whitney U p = {_p_text(comparison.p_mannwhitney)} · Cohen's d = {d_text} · {sizes}"
 
 
-def malignancy_view(images: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> MalignancyView:
-    """IAA of malignant vs benign images with ``compare_groups`` (``a`` = malignant)."""
+def malignancy_view(images: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
+                    metric: str = "dice_score") -> MalignancyView:
+    """IAA of malignant vs benign images with ``compare_groups`` (``a`` = malignant).
+
+    ``metric`` names what the ``iaa`` column holds (labels and histogram range follow it).
+    """
     values, ids = {}, {}
     for group in GROUPS:
         chosen = images.loc[(images["group"] == group) & images["iaa"].notna()]
@@ -240,8 +312,9 @@ def malignancy_view(images: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) 
     others = images.loc[images["group"].isna()]
     excluded = others["benign_malignant"].fillna("unknown").astype(str).value_counts().sort_index()
     caption = malignancy_caption(comparison, {g: len(values[g]) for g in GROUPS})
-    return MalignancyView(values, ids, comparison, caption, histogram_view(images),
-                          {str(k): int(v) for k, v in excluded.items()})
+    bounded = metric_info(metric).unit == "unitless" and metric_info(metric).higher_is_better
+    return MalignancyView(values, ids, comparison, caption, histogram_view(images, bounded=bounded),
+                          {str(k): int(v) for k, v in excluded.items()}, metric)
 
 
 @dataclass(frozen=True, eq=False)
@@ -324,9 +397,14 @@ class ScatterView:
     groups: tuple[str | None, ...]
     correlation: SpearmanResult
     caption: str
+    metric: str = "dice_score"
+
+    @property
+    def y_label(self) -> str:
+        return iaa_label(self.metric)
 
 
-def scatter_view(images: pd.DataFrame, column: str) -> ScatterView:
+def scatter_view(images: pd.DataFrame, column: str, metric: str = "dice_score") -> ScatterView:
     """Points with both values finite; the caption gives Spearman's rho, p and n."""
     if column not in images:
         raise ValueError(f"no column {column!r} in the image table")
@@ -338,7 +416,7 @@ def scatter_view(images: pd.DataFrame, column: str) -> ScatterView:
     caption = f"Spearman \u03c1 = {rho}, p = {_p_text(result.p)}, n = {result.n:,}"
     return ScatterView(column, column_label(column), x[ok], y[ok], tuple(images["image_id"].astype(str)[ok]),
                        tuple(g if g in GROUPS else None for g in images["group"].to_numpy(dtype=object)[ok]),
-                       result, caption)
+                       result, caption, metric)
 
 
 @dataclass(frozen=True, eq=False)
@@ -349,10 +427,23 @@ class DatasetViews:
     malignancy: MalignancyView
     factors: dict[tuple[str, str], FactorView]
     scatters: dict[str, ScatterView]
+    #: Per IAA metric other than Dice: its malignancy view and scatters (``iaa`` replaced).
+    by_iaa_metric: dict[str, tuple[MalignancyView, dict[str, ScatterView]]] = field(default_factory=dict)
 
     @property
     def numeric_columns(self) -> list[str]:
         return list(self.scatters)
+
+    @property
+    def iaa_metrics(self) -> tuple[str, ...]:
+        """The metrics the plots can show as IAA: Dice first."""
+        return ("dice_score", *self.by_iaa_metric)
+
+    def malignancy_for(self, metric: str) -> MalignancyView:
+        return self.malignancy if metric == "dice_score" else self.by_iaa_metric[metric][0]
+
+    def scatters_for(self, metric: str) -> dict[str, ScatterView]:
+        return self.scatters if metric == "dice_score" else self.by_iaa_metric[metric][1]
 
 
 def dataset_views(agreement, lesion_table: pd.DataFrame, image_metadata: pd.DataFrame | None = None,
@@ -362,5 +453,14 @@ def dataset_views(agreement, lesion_table: pd.DataFrame, image_metadata: pd.Data
     known = set(lesion_table["image_id"].astype(str)) if "image_id" in lesion_table else set()
     factors = {(factor, metric): view for factor in FACTORS
                for metric, view in factor_views(agreement, factor, known_ids=known).items()}
-    scatters = {column: scatter_view(images, column) for column in numeric_columns(images)}
-    return DatasetViews(images, malignancy_view(images, n_boot=n_boot, seed=seed), factors, scatters)
+    columns = numeric_columns(images)
+    scatters = {column: scatter_view(images, column) for column in columns}
+    others = {}
+    pairwise, chance = _pairwise(agreement), getattr(agreement, "chance", None)
+    for metric in iaa_choices(agreement)[1:]:
+        values = image_metric(pairwise, metric, chance)
+        swapped = images.assign(iaa=values.reindex(images["img_id"].astype(str)).to_numpy(dtype=np.float64))
+        others[metric] = (malignancy_view(swapped, n_boot=n_boot, seed=seed, metric=metric),
+                          {column: scatter_view(swapped, column, metric) for column in columns})
+    return DatasetViews(images, malignancy_view(images, n_boot=n_boot, seed=seed), factors, scatters,
+                        others)

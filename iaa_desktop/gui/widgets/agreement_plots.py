@@ -36,12 +36,12 @@ from iaa_desktop.core.statistics.views import (
     FACTOR_METRICS,
     FACTOR_NAMES,
     GROUPS,
-    IAA_LABEL,
     DatasetViews,
     FactorView,
     MalignancyView,
     ScatterView,
     column_label,
+    iaa_menu_name,
 )
 from iaa_desktop.gui.plot_export import make_export_button
 from iaa_desktop.gui.widgets.pair_heatmap import BACKGROUND, FOREGROUND, HeatmapPlot, style_plot
@@ -119,7 +119,7 @@ class HistogramPlot(pg.GraphicsLayoutWidget):
             values = view.values[group]
             mean = f", mean {np.mean(values):.3f}" if len(values) else ""
             self.legend.addItem(bars, f"{GROUP_NAMES[group]} (n = {len(values):,}{mean})")
-        self.plot.setLabel("bottom", IAA_LABEL)
+        self.plot.setLabel("bottom", view.label)
         self.plot.setLabel("left", "Images (count)")
         self.plot.setTitle("IAA by malignancy", color=FOREGROUND, size="11pt")
         top = max((int(c.max()) for c in view.histogram.counts.values() if len(c)), default=1)
@@ -195,7 +195,7 @@ class ScatterPlot(pg.GraphicsLayoutWidget):
     def _tip(self, x: float, y: float, data: object) -> str:
         if self.view is None or not isinstance(data, int | np.integer):
             return ""
-        return f"{self.view.image_ids[int(data)]}\n{self.view.x_label}: {x:.4g}\nIAA: {y:.3f}"
+        return f"{self.view.image_ids[int(data)]}\n{self.view.x_label}: {x:.4g}\nIAA: {y:.4g}"
 
     def set_view(self, view: ScatterView) -> None:
         self.view = view
@@ -214,7 +214,7 @@ class ScatterPlot(pg.GraphicsLayoutWidget):
                                             brush=pg.mkBrush(GROUP_COLOURS[group]), pen=pg.mkPen("#FFFFFF"))
                 self.legend.addItem(sample, GROUP_NAMES[group])
         self.plot.setLabel("bottom", view.x_label)
-        self.plot.setLabel("left", IAA_LABEL)
+        self.plot.setLabel("left", view.y_label)
         self.plot.setTitle(f"IAA against {_lower_first(column_label(view.column).split(' (')[0])}",
                            color=FOREGROUND, size="11pt")
         self.plot.autoRange()
@@ -258,6 +258,9 @@ class AgreementPlots(QWidget):
         self.selection: list[str] = []
         self.tabs = QTabWidget(self)
         self.histogram = HistogramPlot(self)
+        self.iaa_combo = QComboBox(self)  # which metric is the image's IAA (filled by set_views)
+        self.iaa_combo.setToolTip("Metric used as each image's IAA in the malignancy and scatter plots")
+        self.iaa_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.factor_combo = QComboBox(self)
         for factor, name in FACTOR_NAMES.items():
             self.factor_combo.addItem(name, factor)
@@ -270,7 +273,7 @@ class AgreementPlots(QWidget):
         self.column_combo = QComboBox(self)
         self.column_combo.setMinimumContentsLength(24)
         self.scatter = ScatterPlot(self)
-        self.tabs.addTab(self.histogram, "By malignancy")
+        self.tabs.addTab(self._with_bar(self.histogram, ("IAA:", self.iaa_combo)), "By malignancy")
         self.tabs.addTab(self._with_bar(self.factor_plot, ("Factor:", self.factor_combo),
                                         ("Metric:", self.factor_metric_combo)), "By factor")
         self.tabs.addTab(self._with_bar(self.scatter, ("x:", self.column_combo)), "Scatter")
@@ -296,6 +299,7 @@ class AgreementPlots(QWidget):
         self.factor_combo.currentIndexChanged.connect(self._on_factor_combo_changed)
         self.factor_metric_combo.currentIndexChanged.connect(self._on_factor_combo_changed)
         self.column_combo.currentIndexChanged.connect(self._on_column_combo_changed)
+        self.iaa_combo.currentIndexChanged.connect(self._on_iaa_combo_changed)
         self.clear_button.clicked.connect(self._on_clear_button_clicked)
         self.clear()
 
@@ -319,7 +323,16 @@ class AgreementPlots(QWidget):
     def set_views(self, views: DatasetViews) -> None:
         """Draw a dataset's plots; the factor, metric and column choices are kept when possible."""
         self.views = views
-        self.histogram.set_view(views.malignancy)
+        wanted_iaa = self.iaa_combo.currentData() or "dice_score"
+        self.iaa_combo.blockSignals(True)
+        self.iaa_combo.clear()
+        for metric in views.iaa_metrics:
+            self.iaa_combo.addItem(iaa_menu_name(metric), metric)
+            self.iaa_combo.setItemData(self.iaa_combo.count() - 1, views.malignancy_for(metric).label,
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.iaa_combo.setCurrentIndex(max(self.iaa_combo.findData(wanted_iaa), 0))
+        self.iaa_combo.blockSignals(False)
+        self.histogram.set_view(views.malignancy_for(self.iaa_metric))
         wanted = self.column_combo.currentData() or "annotators"
         self.column_combo.blockSignals(True)
         self.column_combo.clear()
@@ -334,12 +347,25 @@ class AgreementPlots(QWidget):
 
     def clear(self, message: str = "No agreement computed yet") -> None:
         self.views = None
+        self.iaa_combo.clear()
         self.histogram.clear_view(message)
         self.factor_plot.clear_matrix(message)
         self.column_combo.clear()
         self.scatter.clear_view(message)
         self._set_selection([], emit=False)
         self.selection_label.setText(message)
+
+    @property
+    def iaa_metric(self) -> str:
+        """The metric shown as IAA (``dice_score`` until another is chosen)."""
+        return self.iaa_combo.currentData() or "dice_score"
+
+    def set_iaa_metric(self, metric: str) -> None:
+        """Show ``metric`` as the images' IAA (one of ``views.iaa_metrics``)."""
+        index = self.iaa_combo.findData(metric)
+        if index < 0:
+            raise ValueError(f"no IAA metric {metric!r} in these views")
+        self.iaa_combo.setCurrentIndex(index)
 
     def current_plot(self) -> QWidget:
         """The plot of the current tab (what Export writes)."""
@@ -352,7 +378,9 @@ class AgreementPlots(QWidget):
         return self.views.factors.get(key)
 
     def current_scatter_view(self) -> ScatterView | None:
-        return None if self.views is None else self.views.scatters.get(self.column_combo.currentData())
+        if self.views is None:
+            return None
+        return self.views.scatters_for(self.iaa_metric).get(self.column_combo.currentData())
 
     def set_factor(self, factor: str, metric: str = "dice_score_mean") -> None:
         self.factor_combo.setCurrentIndex(self.factor_combo.findData(factor))
@@ -369,7 +397,7 @@ class AgreementPlots(QWidget):
         if self.views is None:
             return
         self.histogram.select_bar(group, bin_index)
-        self._set_selection(self.views.malignancy.histogram.bar_ids(group, bin_index))
+        self._set_selection(self.views.malignancy_for(self.iaa_metric).histogram.bar_ids(group, bin_index))
 
     def click_cell(self, row: int, column: int) -> None:
         """What a click on a factor-matrix cell does: outline it, select the lesions of its pairs."""
@@ -399,14 +427,20 @@ class AgreementPlots(QWidget):
             return None
         tab = self.tabs.currentIndex()
         if tab == 0:
-            return self.views.images[["image_id", "benign_malignant", "group", "iaa"]]
+            if self.iaa_metric == "dice_score":
+                return self.views.images[["image_id", "benign_malignant", "group", "iaa"]]
+            view = self.views.malignancy_for(self.iaa_metric)
+            return pd.DataFrame([(i, g, v) for g in GROUPS
+                                 for i, v in zip(view.image_ids[g], view.values[g], strict=True)],
+                                columns=["image_id", "group", self.iaa_metric])
         if tab == 1:
             view = self.current_factor_view()
             return None if view is None else view.to_frame()
         view = self.current_scatter_view()
         if view is None:
             return None
-        return pd.DataFrame({"image_id": list(view.image_ids), view.column: view.x, "iaa": view.y})
+        y_name = "iaa" if view.metric == "dice_score" else view.metric
+        return pd.DataFrame({"image_id": list(view.image_ids), view.column: view.x, y_name: view.y})
 
     # -- drawing ------------------------------------------------------------
 
@@ -469,6 +503,13 @@ class AgreementPlots(QWidget):
 
     def _on_column_combo_changed(self, _index: int) -> None:
         self._draw_scatter()
+
+    def _on_iaa_combo_changed(self, _index: int) -> None:
+        if self.views is None or self.iaa_combo.currentData() is None:
+            return
+        self.histogram.set_view(self.views.malignancy_for(self.iaa_metric))
+        self._draw_scatter()
+        self._set_selection([], emit=False)
 
     def _on_clear_button_clicked(self) -> None:
         self.clear_selection()

@@ -340,7 +340,9 @@ class PairHeatmap(QWidget):
     def _redraw(self) -> None:
         matrix = self.current_matrix()
         if matrix is None:
-            self.plot.clear_matrix("No lesion selected" if not self._matrices else "")
+            self.plot.clear_matrix("No lesion selected" if not self._matrices else
+                                   f"{self.metric_combo.currentText()}: not in this lesion's agreement "
+                                   "table (computed from the masks only)")
             return
         if len(matrix.masks) < 2:
             self.plot.clear_matrix(f"{matrix.image_id}: fewer than two readable human masks, no pairs")

@@ -1,0 +1,136 @@
+"""Chance-corrected pixel agreement of a lesion: Fleiss' kappa and Krippendorff's alpha.
+
+Every pixel of a region of interest (ROI) is an item that each of the lesion's ``n`` human
+annotators labels foreground or background. Both coefficients depend only on how many
+pixels got each number ``k`` of foreground votes, so they are computed from the histogram
+of the vote counts (``np.bincount``), never per pixel in Python:
+
+- Fleiss' kappa (Fleiss 1971): ``P_i = (k(k-1) + (n-k)(n-k-1)) / (n(n-1))``,
+  ``P_e = p_0^2 + p_1^2`` with ``p_1`` the share of foreground votes;
+  ``kappa = (mean(P_i) - P_e) / (1 - P_e)``. Equal to
+  ``statsmodels.stats.inter_rater.fleiss_kappa`` on the (pixels, 2) count table.
+- Krippendorff's alpha, nominal, no missing values: with ``N = n * pixels`` votes,
+  ``n_1`` foreground votes and ``o_01 = sum_i k(n-k) / (n-1)`` the disagreeing coincidences,
+  ``alpha = 1 - (N-1) o_01 / (n_0 n_1)``. Equal to ``krippendorff.alpha(...,
+  level_of_measurement="nominal")``.
+
+ROI: the background far from the lesion is agreed on by everyone and would push both
+coefficients towards 1 whatever the annotators did at the border. The ROI is therefore the
+union of the masks dilated by a margin proportional to the lesion's size:
+``margin = max(1, round(ROI_MARGIN_FRACTION * r))`` pixels, ``r = sqrt(union_px / pi)``
+the radius of a disc of the union's area (a round lesion of radius 100 px gets a 25 px
+margin), clipped to the image. Either coefficient is NaN when undefined (no foreground
+or no background vote in the ROI, fewer than two annotators).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: ROI margin as a fraction of the union's equivalent-disc radius.
+ROI_MARGIN_FRACTION = 0.25
+
+#: Column names of the per-lesion values.
+CHANCE_COLUMNS = ("fleiss_kappa", "krippendorff_alpha", "chance_roi_px")
+
+
+@dataclass(frozen=True)
+class ChanceAgreement:
+    """Fleiss' kappa, Krippendorff's alpha and the ROI they were computed in."""
+
+    fleiss_kappa: float
+    krippendorff_alpha: float
+    roi_px: int
+    margin_px: int
+
+    def as_tuple(self) -> tuple[float, float, float]:
+        """Values in :data:`CHANCE_COLUMNS` order."""
+        return (self.fleiss_kappa, self.krippendorff_alpha, float(self.roi_px))
+
+
+def kappa_alpha_from_counts(vote_histogram: np.ndarray, n_raters: int) -> tuple[float, float]:
+    """Fleiss' kappa and nominal Krippendorff's alpha from ``vote_histogram[k]`` = items with k votes.
+
+    Parameters
+    ----------
+    vote_histogram
+        Length ``n_raters + 1``: how many items got 0, 1, ..., n foreground votes.
+    n_raters
+        Raters per item (every rater labels every item).
+    """
+    n = int(n_raters)
+    hist = np.asarray(vote_histogram, dtype=np.float64)
+    if n < 2 or hist.shape != (n + 1,):
+        return math.nan, math.nan
+    items = hist.sum()
+    if items == 0:
+        return math.nan, math.nan
+    k = np.arange(n + 1, dtype=np.float64)
+    votes_1 = float((hist * k).sum())
+    votes = n * items
+    votes_0 = votes - votes_1
+    # Fleiss: mean per-item agreement against the agreement expected from the vote shares.
+    p_i = (k * (k - 1) + (n - k) * (n - k - 1)) / (n * (n - 1))
+    p_bar = float((hist * p_i).sum() / items)
+    p1 = votes_1 / votes
+    p_e = p1 * p1 + (1.0 - p1) * (1.0 - p1)
+    kappa = (p_bar - p_e) / (1.0 - p_e) if p_e < 1.0 else math.nan
+    # Krippendorff: disagreeing coincidences against those expected from the vote totals.
+    o_01 = float((hist * k * (n - k)).sum() / (n - 1))
+    alpha = 1.0 - (votes - 1.0) * o_01 / (votes_0 * votes_1) if votes_0 and votes_1 else math.nan
+    return kappa, alpha
+
+
+def roi_margin(union_px: int) -> int:
+    """The ROI margin in pixels for a union of ``union_px`` pixels (see the module docstring)."""
+    return max(1, round(ROI_MARGIN_FRACTION * math.sqrt(union_px / math.pi)))
+
+
+def chance_agreement(masks: Sequence[np.ndarray]) -> ChanceAgreement:
+    """Fleiss' kappa and Krippendorff's alpha of ``masks`` (one per annotator) inside the ROI.
+
+    Works on the union's bounding box grown by the margin, never the whole image.
+
+    Raises
+    ------
+    ValueError
+        If the masks differ in shape.
+    """
+    n = len(masks)
+    if n < 2:
+        return ChanceAgreement(math.nan, math.nan, 0, 0)
+    shape = masks[0].shape
+    boxes = []
+    for mask in masks:
+        if mask.shape != shape:
+            raise ValueError(f"masks differ in shape: {mask.shape} vs {shape}")
+        u8 = mask if mask.dtype == np.uint8 else (mask != 0).view(np.uint8)
+        x, y, w, h = cv2.boundingRect(u8)
+        if w:
+            boxes.append((y, x, y + h, x + w))
+    if not boxes:
+        return ChanceAgreement(math.nan, math.nan, 0, 0)
+    r0, c0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    r1, c1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    crop_votes = np.zeros((r1 - r0, c1 - c0), np.uint8)
+    for mask in masks:
+        crop_votes += mask[r0:r1, c0:c1] != 0
+    union_px = int(np.count_nonzero(crop_votes))
+    margin = roi_margin(union_px)
+    # Grow the box by the margin (clipped to the image) and dilate the union inside it.
+    g0, h0 = max(0, r0 - margin), max(0, c0 - margin)
+    g1, h1 = min(shape[0], r1 + margin), min(shape[1], c1 + margin)
+    votes_full = np.zeros((g1 - g0, h1 - h0), np.uint8)
+    votes_full[r0 - g0 : r1 - g0, c0 - h0 : c1 - h0] = crop_votes
+    # Exact Euclidean distance to the union (a dilation by a disc this large would cost
+    # kernel area x crop area); the ROI is every pixel within the margin.
+    outside = (votes_full == 0).view(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    histogram = np.bincount(votes_full[distance <= margin], minlength=n + 1)
+    kappa, alpha = kappa_alpha_from_counts(histogram, n)
+    return ChanceAgreement(kappa, alpha, int(histogram.sum()), margin)
