@@ -7,6 +7,8 @@ the dataset cannot be read at all.
 from __future__ import annotations
 
 import os
+import shutil
+import textwrap
 from pathlib import Path
 
 from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, run_with_bar
@@ -40,9 +42,8 @@ def run(args) -> int:
             print(f"  {severity:<7}{kind:<26}{count:>8,}")
     if len(table):
         shown = table.head(args.limit)
-        print(f"\n{'severity':<9}{'image':<16}{'annotator':<10}{'kind':<24}")
-        for row in shown.itertuples(index=False):
-            print(f"{row.severity:<9}{row.image_id:<16}{row.annotator:<10}{row.kind:<24}")
+        print()
+        print("\n".join(findings_lines(shown, dataset.root, shutil.get_terminal_size((100, 24)).columns)))
         if len(table) > len(shown):
             print(f"... and {len(table) - len(shown):,} more" +
                   ("" if args.out else " (use --out CSV for all)"))
@@ -52,3 +53,24 @@ def run(args) -> int:
         print(f"\nwrote {args.out}")
     return qa_exit_code(table)
 
+
+
+def shorten_paths(message: str, root: Path) -> str:
+    """``message`` with paths under the dataset ``root`` written relative to it."""
+    prefix = str(root).rstrip(os.sep) + os.sep
+    return message.replace(prefix, "")
+
+
+def findings_lines(table, root: Path, width: int) -> list[str]:
+    """The findings as text for a terminal ``width`` columns wide: a row per finding (severity,
+    image, annotator, kind), then its message, paths relative to ``root``, wrapped and indented."""
+    width = max(width, 40)
+    image_w = min(max([len("image"), *map(len, table["image_id"].astype(str))]), 28) + 2
+    annot_w = min(max([len("annotator"), *map(len, table["annotator"].astype(str))]), 14) + 2
+    lines = [f"files relative to {root}", f"{'severity':<9}{'image':<{image_w}}{'annotator':<{annot_w}}kind"]
+    for row in table.itertuples(index=False):
+        lines.append(f"{row.severity:<9}{str(row.image_id):<{image_w}}{str(row.annotator):<{annot_w}}{row.kind}")
+        lines.extend(textwrap.wrap(shorten_paths(str(row.message), root), width=width,
+                                   initial_indent="    ", subsequent_indent="      ",
+                                   break_on_hyphens=False))
+    return lines
