@@ -176,3 +176,19 @@ def test_info_json_counts_image_problems_and_can_skip_them(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["problems"] == {"truncated_file": 1}
     assert main(["info", str(root), "--json", "--no-image-check"]) == 0
     assert json.loads(capsys.readouterr().out)["problems"] == {}
+
+
+@pytest.mark.parametrize("width", [60, 100, 200])
+def test_qa_lines_fit_the_terminal_and_keep_the_whole_message(tmp_path, width):
+    from iaa_desktop.cli.qa import findings_lines
+
+    root = make_folder(tmp_path / "a dataset with a rather long folder name")
+    target = _truncated(_victim(root))
+    qa = run_to_end(iter_qa(load_dataset(root)))
+    lines = findings_lines(qa, root, width)
+    assert all(len(line) <= width for line in lines[1:])  # the first names the root in full
+    text = " ".join(line.strip() for line in lines)
+    relative = str(target.relative_to(root))
+    assert f"{relative}: JPEG file is truncated (no end-of-image marker)" in text or \
+        f"{relative}: PNG file is truncated (no IEND chunk at the end)" in text
+    assert str(root) + "/" not in text

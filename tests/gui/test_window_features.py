@@ -83,6 +83,25 @@ def test_status_bar_counts_qa_findings_once_known(qtbot, settings_path, dataset_
     assert "QA, medium: disconnected_regions: 1" in window.problems_label.toolTip()
 
 
+def test_a_corrupt_image_is_listed_in_the_problems_panel_and_its_masks_still_show(
+        qtbot, settings_path, dataset_dir):
+    bad = dataset_dir / "images" / "b.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # a PNG signature, then garbage
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    panel = window.panels.problems
+    rows = [r for r in range(panel.row_count()) if panel.value_at(r, "kind") == "unreadable_image"]
+    assert len(rows) == 1
+    assert panel.value_at(rows[0], "image_id") == "b" and panel.value_at(rows[0], "path") == str(bad)
+    assert "not a readable image" in panel.value_at(rows[0], "message")
+    assert "1 QA finding" in window.problems_label.text()
+    row = shown_ids(window).index("b")
+    with qtbot.waitSignal(window.lesion_shown, timeout=TIMEOUT_MS,
+                          check_params_cb=lambda image_id: image_id == "b"):
+        window.table.select_row(row)
+    assert window.lesion_view.legend_labels() == ["R1 · T1 · S1", "R2 · T3 · S2"]
+
+
 def test_filters_sorting_and_plot_selection(qtbot, settings_path, dataset_dir):
     window = make_window(qtbot, settings_path)
     open_and_analyse(qtbot, window, dataset_dir)
