@@ -14,6 +14,7 @@ import logging
 from PySide6.QtCore import QObject, Qt
 
 from iaa_desktop.core.errors import IAAError
+from iaa_desktop.core.review.reviews import all_reviews
 from iaa_desktop.core.review.workspace import Workspace, WorkspaceError
 from iaa_desktop.gui.analysis_workers import dataset_views_worker, pair_matrices_worker
 from iaa_desktop.gui.widgets.agreement_plots import AgreementPlots
@@ -92,6 +93,12 @@ class DatasetPanels(QObject):
 
     def is_busy(self) -> bool:
         return self._heatmap_worker is not None or self._views_worker is not None
+
+    def reviews(self) -> dict:
+        """Every saved review of the dataset shown (pending edits saved first); empty without a
+        workspace."""
+        self.review.flush()
+        return all_reviews(self.workspace) if self.workspace is not None else {}
 
     def close(self) -> None:
         self.review.flush()

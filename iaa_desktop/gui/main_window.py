@@ -42,6 +42,7 @@ from iaa_desktop.gui.training_panels import TrainingPanels
 from iaa_desktop.gui.widgets.lesion_batch_export import LesionBatchExport
 from iaa_desktop.gui.widgets.lesion_table import LesionTable
 from iaa_desktop.gui.widgets.lesion_view import LesionView
+from iaa_desktop.gui.widgets.reviewed_export import ReviewedExport
 from iaa_desktop.gui.workers import IndexedDataset, analysis_worker, dataset_worker
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ class MainWindow(QMainWindow):
         self.lesion_view.staple_requested.connect(self.lesion_loader.request_staple)
         self.batch_export = LesionBatchExport(self)
         self.batch_export.done.connect(self._on_batch_export_done)
+        self.reviewed_export = ReviewedExport(self)
         # The browser and the panels run full height; training docks (bottom) span the full width.
         self.setCorner(Qt.Corner.TopLeftCorner, LEFT)
         self.setCorner(Qt.Corner.TopRightCorner, RIGHT)
@@ -262,6 +264,11 @@ class MainWindow(QMainWindow):
                                                   "One journal-style overlay figure per lesion listed in "
                                                   "the browser (progress, Cancel)")
         self.export_menu.addAction(self.export_figures_action)
+        self.export_reviewed_action = self._action(
+            "&Reviewed dataset…", self._on_export_reviewed_action_triggered,
+            tip="A folder-layout dataset of what reviewers decided: each lesion's chosen reference "
+                "(STAPLE where none), lesions marked 'exclude' left out, the reviews in metadata.csv")
+        self.export_menu.addAction(self.export_reviewed_action)
         file_menu.addSeparator()
         self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
         file_menu.addAction(self.quit_action)
@@ -590,6 +597,10 @@ class MainWindow(QMainWindow):
     def _on_export_figures_action_triggered(self) -> None:
         if self.dataset is not None:
             self.batch_export.ask_and_start(self.dataset, self.table.shown_image_ids())
+
+    def _on_export_reviewed_action_triggered(self) -> None:
+        if self.dataset is not None:
+            self.reviewed_export.ask_and_start(self.dataset, self.panels.reviews())
 
     def _on_batch_export_done(self, result) -> None:
         if result is not None:

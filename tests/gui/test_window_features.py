@@ -102,6 +102,36 @@ def test_a_corrupt_image_is_listed_in_the_problems_panel_and_its_masks_still_sho
     assert window.lesion_view.legend_labels() == ["R1 · T1 · S1", "R2 · T3 · S2"]
 
 
+def test_file_export_reviewed_dataset_writes_what_reviewers_decided(qtbot, settings_path, dataset_dir,
+                                                                     tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    from iaa_desktop.core.dataset.io import load_dataset
+    from iaa_desktop.core.review.reviews import Review, save_review
+    from iaa_desktop.gui.widgets.reviewed_export import CONTENTS
+
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    save_review(window.panels.workspace, Review("c", "exclude", "blurred", "", "dr z"))
+    save_review(window.panels.workspace, Review("a", "consensus_acceptable", "", "R2", "dr z"))
+    out = tmp_path / "reviewed"
+    out.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(out))
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kwargs: (CONTENTS[1], True))
+    window.reviewed_export.quiet = True
+    before = tree_digest(dataset_dir)
+    with qtbot.waitSignal(window.reviewed_export.done, timeout=TIMEOUT_MS) as blocker:
+        window.export_reviewed_action.trigger()
+    summary = blocker.args[0]
+    assert (summary.n_exported, summary.n_excluded_by_review) == (2, 1)
+    assert summary.references == {"STAPLE": 1, "annotator": 1}
+    exported = load_dataset(out)
+    assert [lesion.image_id for lesion in exported] == ["a", "b"]
+    assert sorted({s.annotator for lesion in exported for s in lesion.segmentations}) == \
+        ["R1", "R2", "reference"]
+    assert tree_digest(dataset_dir) == before
+
+
 def test_filters_sorting_and_plot_selection(qtbot, settings_path, dataset_dir):
     window = make_window(qtbot, settings_path)
     open_and_analyse(qtbot, window, dataset_dir)
