@@ -39,8 +39,9 @@ class DatasetPanels(QObject):
         self.problems = ProblemsPanel(window)
         self.review = ReviewPanel(window)
         # One tabbed column beside the lesion view: each panel gets the full height.
-        window.add_dock("pairs", "Pairwise agreement", self.heatmap, RIGHT)
-        window.add_dock("plots", "Agreement plots", self.plots, RIGHT, tabify_with="pairs")
+        # Short titles: four tabs share the right dock, whose default width is 430 px.
+        window.add_dock("pairs", "Pairwise", self.heatmap, RIGHT)
+        window.add_dock("plots", "Plots", self.plots, RIGHT, tabify_with="pairs")
         window.add_dock("review", "Review", self.review, RIGHT, tabify_with="pairs")
         window.add_dock("problems", "Problems", self.problems, RIGHT, tabify_with="pairs")
         window.docks["pairs"].raise_()

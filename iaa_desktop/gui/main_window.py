@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QTabBar,
     QWidget,
 )
 
@@ -174,6 +175,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         if tabify_with is not None and tabify_with in self.docks:
             self.tabifyDockWidget(self.docks[tabify_with], dock)
+            self.keep_tab_titles_whole()
         self.docks[name] = dock
         if hasattr(self, "view_menu"):
             self.view_menu.addAction(dock.toggleViewAction())
@@ -340,14 +342,25 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("main_window/geometry")
         restored = isinstance(geometry, QByteArray | bytes) and self.restoreGeometry(geometry)
         if not restored:
-            self.resize(1400, 860)
+            # 1400 x 860, but never more than the screen (a 1280 x 800 laptop).
+            available = self.screen().availableGeometry()
+            self.resize(min(1400, available.width()), min(860, available.height()))
         self.restore_layout()
+
+    def keep_tab_titles_whole(self) -> None:
+        """Dock tabs show their whole titles (Qt elides "Review" to "Re..." in a narrow dock; a
+        tab bar too narrow for all its tabs scrolls instead)."""
+        for bar in self.findChildren(QTabBar):
+            bar.setElideMode(Qt.TextElideMode.ElideNone)
+            bar.setUsesScrollButtons(True)
 
     def restore_layout(self) -> bool:
         """Restore the saved dock layout (call again after adding docks)."""
         state = self.settings.value("main_window/state")
         if isinstance(state, QByteArray | bytes):
-            return self.restoreState(state, LAYOUT_VERSION)
+            restored = self.restoreState(state, LAYOUT_VERSION)
+            self.keep_tab_titles_whole()  # restoring may make new tab bars
+            return restored
         # Default layout: the browser on the left, the lesion view in the middle, the panels
         # (pair heatmap, plots, review, problems) as tabs on the right, all full height.
         self.resizeDocks([self.browser_dock, self.docks["pairs"]], [380, 430], Qt.Orientation.Horizontal)

@@ -84,6 +84,8 @@ class LesionView(QWidget):
         self.checklist = AnnotatorChecklist(self)
         self.readout = QLabel(" ", self)
         self.readout.setContentsMargins(4, 2, 4, 2)
+        # Clipped rather than widening the window: with 8 annotators the line outgrows a 1280 screen.
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.readout.setToolTip("The pixel under the cursor: which annotators include it, "
                                 "majority vote, vote fraction, STAPLE")
 

@@ -57,7 +57,7 @@ CELL_FONT_PT = (11.0, 10.0, 9.0, 8.0)
 DROPPED_FONT_PT = (9.0, 8.0, 7.0)
 MIN_CELL_FONT_PT = 7.0
 #: Pixels kept free around a cell's text, horizontally and vertically.
-CELL_TEXT_MARGIN = (4, 2)
+CELL_TEXT_MARGIN = (6, 2)
 #: Row labels take at most this share of the plot's width before the short labels are used.
 ROW_LABEL_SHARE = 0.28
 
