@@ -132,6 +132,20 @@ def test_file_export_reviewed_dataset_writes_what_reviewers_decided(qtbot, setti
     assert tree_digest(dataset_dir) == before
 
 
+def test_right_dock_tabs_show_whole_titles_in_a_1280_wide_window(qtbot, settings_path):
+    from PySide6.QtWidgets import QTabBar
+
+    window = make_window(qtbot, settings_path)
+    window.resize(1280, 800)
+    qtbot.waitExposed(window)
+    bars = [bar for bar in window.findChildren(QTabBar) if bar.count() and bar.isVisible()]
+    right = next(bar for bar in bars if "Pairwise" in [bar.tabText(i) for i in range(bar.count())])
+    assert [right.tabText(i) for i in range(right.count())] == ["Pairwise", "Plots", "Review", "Problems"]
+    assert all(bar.elideMode() == Qt.TextElideMode.ElideNone for bar in bars)
+    needed = sum(right.tabSizeHint(i).width() for i in range(right.count()))
+    assert needed <= right.width()  # every title whole, no scrolling
+
+
 def test_filters_sorting_and_plot_selection(qtbot, settings_path, dataset_dir):
     window = make_window(qtbot, settings_path)
     open_and_analyse(qtbot, window, dataset_dir)
