@@ -1,4 +1,4 @@
-"""``iaa-desktop qa [DATASET] [--out CSV]``: mask quality checks.
+"""``iaa-desktop qa [DATASET] [--out CSV]``: image and mask quality checks.
 
 Exit code 0 when only low/medium findings, 1 with high-severity ones, 2 when
 the dataset cannot be read at all.
@@ -17,12 +17,12 @@ from iaa_desktop.core.dataset.qa import iter_qa, qa_exit_code, qa_summary
 
 def add_parser(sub) -> None:
     parser = sub.add_parser(
-        "qa", help="check every mask (empty, full, disconnected, border, unreadable, ...)"
+        "qa", help="check every image and mask (unreadable, truncated, empty, full, disconnected, ...)"
     )
     add_dataset_argument(parser)
     parser.add_argument("--out", type=Path, help="write the findings table to this CSV file")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="processes decoding masks in parallel (default: %(default)s)")
+                        help="processes decoding images and masks in parallel (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=20, help="findings to list (default 20)")
     parser.set_defaults(func=run)
 
@@ -33,7 +33,7 @@ def run(args) -> int:
         return code
     if args.out is not None and is_inside(args.out, dataset.root):
         return fail(f"{args.out}: refusing to write into the dataset directory {dataset.root}")
-    table = run_with_bar("Checking masks", iter_qa(dataset, workers=args.workers))
+    table = run_with_bar("Checking images and masks", iter_qa(dataset, workers=args.workers))
     n_masks = sum(len(lesion.segmentations) for lesion in dataset)
     print(f"QA of {dataset.root}: {len(dataset):,} images, {n_masks:,} masks, "
           f"{len(table):,} findings")
