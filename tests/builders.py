@@ -103,3 +103,26 @@ def png_header_only(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
             + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+
+
+def make_many_annotators(root: Path, counts=(2, 5, 8), shape=(300, 400), repeat: str = "A03") -> Path:
+    """IMA++ layout: a lesion ``ISIC_n<N>`` per N in ``counts`` with N annotators' masks; where
+    N > 3, annotator ``repeat`` drew a second mask too (labels "A03 #1", "A03 #2", as in IMA++)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for n in counts:
+        image_id = f"ISIC_n{n}"
+        write_image(root / "images" / f"{image_id}.JPG", shape, seed=n)
+        annotators = [f"A{k:02d}" for k in range(n)] + ([repeat] if n > 3 else [])
+        for j, annotator in enumerate(annotators):
+            centre = (shape[0] // 2 + int(rng.integers(-12, 12)), shape[1] // 2 + int(rng.integers(-15, 15)))
+            tool, skill, object_id = f"T{j % 3 + 1}", f"S{j % 2 + 1}", f"{j:02d}" + "a" * 22
+            name = f"{image_id}_{annotator}_{tool}_{skill}_{object_id}.png"
+            radius = min(shape) // 4 + int(rng.integers(-20, 20))
+            write_mask(root / "segs" / name, disk(shape, centre, radius))
+            rows.append([image_id, f"{image_id}.JPG", name, annotator, tool, skill, object_id, ""])
+    pd.DataFrame(rows, columns=SEG_COLUMNS).to_csv(root / "IMAplusplus_seg_metadata.csv", index=False)
+    pd.DataFrame({"isic_id": [f"ISIC_n{n}" for n in counts], "benign_malignant": "benign",
+                  "pixels_x": shape[1], "pixels_y": shape[0]}).to_csv(
+        root / "IMAplusplus_img_metadata.csv", index=False)
+    return root

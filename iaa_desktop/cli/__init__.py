@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from iaa_desktop._version import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report", "export-training-set", "review",
-            "finetune-compare")
+COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report", "export-training-set",
+            "export-reviewed", "review", "finetune-compare")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:

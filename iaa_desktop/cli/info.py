@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from iaa_desktop.cli.common import add_dataset_argument, load_or_explain
+from iaa_desktop.cli.common import add_dataset_argument, load_or_explain, run_with_bar
+from iaa_desktop.core.dataset.image_checks import iter_image_checks
 from iaa_desktop.core.dataset.summary import dataset_summary
 
 _LABELS = {
@@ -24,6 +25,9 @@ def add_parser(sub) -> None:
     parser = sub.add_parser("info", help="print what a dataset holds (counts, labels, problems)")
     add_dataset_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
+    parser.add_argument("--no-image-check", action="store_true",
+                        help="skip reading each image's header (missing, empty, truncated, unreadable, "
+                             "too large, unexpected channels)")
     parser.set_defaults(func=run)
 
 
@@ -31,7 +35,9 @@ def run(args) -> int:
     dataset, code = load_or_explain(args)
     if dataset is None:
         return code
-    summary = dataset_summary(dataset)
+    image_problems = [] if args.no_image_check else run_with_bar(
+        "Checking image headers", iter_image_checks(dataset, decode=False))
+    summary = dataset_summary(dataset, image_problems)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -47,11 +53,12 @@ def run(args) -> int:
         for kind, count in summary["problems"].items():
             print(f"    {kind:<30}{count:>8,}")
         examples = {}
-        for problem in dataset.problems:
+        for problem in (*dataset.problems, *image_problems):
             examples.setdefault(problem.kind, problem.message)
         print("  first of each kind:")
         for kind, message in examples.items():
             print(f"    [{kind}] {message}")
     else:
-        print("  no problems found while indexing (run 'iaa-desktop qa' to check mask pixels)")
+        print("  no problems found while indexing and reading image headers "
+              "(run 'iaa-desktop qa' to decode images and masks)")
     return 0

@@ -20,7 +20,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from iaa_desktop.cli.common import add_dataset_argument, fail, is_inside, load_or_explain, measure_agreement
+from iaa_desktop.cli.common import (
+    add_dataset_argument,
+    fail,
+    is_inside,
+    load_or_explain,
+    measure_agreement,
+    run_with_bar,
+)
+
+#: Image problems printed by name; the rest are counted (all are in problems.csv).
+_IMAGE_PROBLEMS_SHOWN = 5
 
 
 def add_parser(sub) -> None:
@@ -73,6 +83,7 @@ def run(args) -> int:
     from iaa_desktop.core.agreement.image_metrics import image_means
     from iaa_desktop.core.agreement.table_io import write_agreement_tables, write_table
     from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS, agreement_tables
+    from iaa_desktop.core.dataset.image_checks import iter_image_checks
     from iaa_desktop.core.errors import IAAError
 
     try:
@@ -92,7 +103,9 @@ def run(args) -> int:
                                boundary=spec)
     if isinstance(result, int):
         return result
-    problems = pd.DataFrame([p.__dict__ for p in (*dataset.problems, *result.problems)],
+    image_problems = run_with_bar("Checking images", iter_image_checks(dataset, decode=True,
+                                                                        workers=args.workers))
+    problems = pd.DataFrame([p.__dict__ for p in (*dataset.problems, *result.problems, *image_problems)],
                             columns=["kind", "severity", "message", "path", "image_id"])
     write_table(problems, args.out / "problems.csv")
     if result.pairwise.empty:
@@ -135,6 +148,12 @@ def run(args) -> int:
     by_label = image_level.assign(label=image_level["img_id"].map(labels))
     for label, group in by_label.groupby("label"):
         print(f"    {label:<12} n={len(group):<6} IAA {group['dice_score_mean'].mean():.4f}")
+    if image_problems:
+        print(f"  {len(image_problems):,} image file(s) with problems:")
+        for problem in image_problems[:_IMAGE_PROBLEMS_SHOWN]:
+            print(f"    [{problem.kind}] {problem.message}")
+        if len(image_problems) > _IMAGE_PROBLEMS_SHOWN:
+            print(f"    ... and {len(image_problems) - _IMAGE_PROBLEMS_SHOWN:,} more")
     if len(problems):
         print(f"  {len(problems):,} problems (see problems.csv)")
     print(f"wrote results to {args.out}")

@@ -14,6 +14,7 @@ import logging
 from PySide6.QtCore import QObject, Qt
 
 from iaa_desktop.core.errors import IAAError
+from iaa_desktop.core.review.reviews import all_reviews
 from iaa_desktop.core.review.workspace import Workspace, WorkspaceError
 from iaa_desktop.gui.analysis_workers import dataset_views_worker, pair_matrices_worker
 from iaa_desktop.gui.widgets.agreement_plots import AgreementPlots
@@ -38,8 +39,9 @@ class DatasetPanels(QObject):
         self.problems = ProblemsPanel(window)
         self.review = ReviewPanel(window)
         # One tabbed column beside the lesion view: each panel gets the full height.
-        window.add_dock("pairs", "Pairwise agreement", self.heatmap, RIGHT)
-        window.add_dock("plots", "Agreement plots", self.plots, RIGHT, tabify_with="pairs")
+        # Short titles: four tabs share the right dock, whose default width is 430 px.
+        window.add_dock("pairs", "Pairwise", self.heatmap, RIGHT)
+        window.add_dock("plots", "Plots", self.plots, RIGHT, tabify_with="pairs")
         window.add_dock("review", "Review", self.review, RIGHT, tabify_with="pairs")
         window.add_dock("problems", "Problems", self.problems, RIGHT, tabify_with="pairs")
         window.docks["pairs"].raise_()
@@ -92,6 +94,12 @@ class DatasetPanels(QObject):
 
     def is_busy(self) -> bool:
         return self._heatmap_worker is not None or self._views_worker is not None
+
+    def reviews(self) -> dict:
+        """Every saved review of the dataset shown (pending edits saved first); empty without a
+        workspace."""
+        self.review.flush()
+        return all_reviews(self.workspace) if self.workspace is not None else {}
 
     def close(self) -> None:
         self.review.flush()

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QTabBar,
     QWidget,
 )
 
@@ -42,6 +43,7 @@ from iaa_desktop.gui.training_panels import TrainingPanels
 from iaa_desktop.gui.widgets.lesion_batch_export import LesionBatchExport
 from iaa_desktop.gui.widgets.lesion_table import LesionTable
 from iaa_desktop.gui.widgets.lesion_view import LesionView
+from iaa_desktop.gui.widgets.reviewed_export import ReviewedExport
 from iaa_desktop.gui.workers import IndexedDataset, analysis_worker, dataset_worker
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,7 @@ class MainWindow(QMainWindow):
         self.lesion_view.staple_requested.connect(self.lesion_loader.request_staple)
         self.batch_export = LesionBatchExport(self)
         self.batch_export.done.connect(self._on_batch_export_done)
+        self.reviewed_export = ReviewedExport(self)
         # The browser and the panels run full height; training docks (bottom) span the full width.
         self.setCorner(Qt.Corner.TopLeftCorner, LEFT)
         self.setCorner(Qt.Corner.TopRightCorner, RIGHT)
@@ -172,6 +175,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         if tabify_with is not None and tabify_with in self.docks:
             self.tabifyDockWidget(self.docks[tabify_with], dock)
+            self.keep_tab_titles_whole()
         self.docks[name] = dock
         if hasattr(self, "view_menu"):
             self.view_menu.addAction(dock.toggleViewAction())
@@ -262,6 +266,11 @@ class MainWindow(QMainWindow):
                                                   "One journal-style overlay figure per lesion listed in "
                                                   "the browser (progress, Cancel)")
         self.export_menu.addAction(self.export_figures_action)
+        self.export_reviewed_action = self._action(
+            "&Reviewed dataset…", self._on_export_reviewed_action_triggered,
+            tip="A folder-layout dataset of what reviewers decided: each lesion's chosen reference "
+                "(STAPLE where none), lesions marked 'exclude' left out, the reviews in metadata.csv")
+        self.export_menu.addAction(self.export_reviewed_action)
         file_menu.addSeparator()
         self.quit_action = self._action("&Quit", self.close, "Ctrl+Q")
         file_menu.addAction(self.quit_action)
@@ -333,14 +342,25 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("main_window/geometry")
         restored = isinstance(geometry, QByteArray | bytes) and self.restoreGeometry(geometry)
         if not restored:
-            self.resize(1400, 860)
+            # 1400 x 860, but never more than the screen (a 1280 x 800 laptop).
+            available = self.screen().availableGeometry()
+            self.resize(min(1400, available.width()), min(860, available.height()))
         self.restore_layout()
+
+    def keep_tab_titles_whole(self) -> None:
+        """Dock tabs show their whole titles (Qt elides "Review" to "Re..." in a narrow dock; a
+        tab bar too narrow for all its tabs scrolls instead)."""
+        for bar in self.findChildren(QTabBar):
+            bar.setElideMode(Qt.TextElideMode.ElideNone)
+            bar.setUsesScrollButtons(True)
 
     def restore_layout(self) -> bool:
         """Restore the saved dock layout (call again after adding docks)."""
         state = self.settings.value("main_window/state")
         if isinstance(state, QByteArray | bytes):
-            return self.restoreState(state, LAYOUT_VERSION)
+            restored = self.restoreState(state, LAYOUT_VERSION)
+            self.keep_tab_titles_whole()  # restoring may make new tab bars
+            return restored
         # Default layout: the browser on the left, the lesion view in the middle, the panels
         # (pair heatmap, plots, review, problems) as tabs on the right, all full height.
         self.resizeDocks([self.browser_dock, self.docks["pairs"]], [380, 430], Qt.Orientation.Horizontal)
@@ -590,6 +610,10 @@ class MainWindow(QMainWindow):
     def _on_export_figures_action_triggered(self) -> None:
         if self.dataset is not None:
             self.batch_export.ask_and_start(self.dataset, self.table.shown_image_ids())
+
+    def _on_export_reviewed_action_triggered(self) -> None:
+        if self.dataset is not None:
+            self.reviewed_export.ask_and_start(self.dataset, self.panels.reviews())
 
     def _on_batch_export_done(self, result) -> None:
         if result is not None:

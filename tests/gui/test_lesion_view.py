@@ -7,7 +7,8 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 pytest.importorskip("superqt")
 
-from PySide6.QtCore import QPointF, Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from iaa_desktop.core.dataset.demo import demo_dataset_dir  # noqa: E402
 from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
@@ -16,6 +17,7 @@ from iaa_desktop.core.display.lesion import iter_lesion_display, with_staple  # 
 from iaa_desktop.core.display.overlay import iter_lesion_overlay  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
 from iaa_desktop.gui.lesion_workers import LesionLoader, lesion_batch_worker  # noqa: E402
+from iaa_desktop.gui.widgets.lesion_scene import NO_IMAGE_GRAY  # noqa: E402
 from iaa_desktop.gui.widgets.lesion_view import LesionView  # noqa: E402
 from tests.core.test_lesion_display import KNOWN, make_known  # noqa: E402
 
@@ -155,6 +157,41 @@ def test_pixel_readout_under_the_cursor(view, known_dataset):
     assert view.readout.text().startswith("x 3, y 3 · 1/3 masks: R1 · MV no · vote 0.33")
     view._on_scene_mouse_moved(view.view_box.mapViewToScene(QPointF(9.5, 6.5)))
     assert "3/3 masks: R1, R2, R3 · MV yes · vote 1.00" in view.readout.text()
+
+
+def test_readout_follows_a_lesion_change_under_a_still_cursor(view, known_dataset, tmp_path):
+    lesion = known_dataset.lesion("x")
+    view.show_overlay(run_to_end(iter_lesion_display(lesion)), lesion)
+    view._on_scene_mouse_moved(view.view_box.mapViewToScene(QPointF(9.5, 6.5)))
+    assert "3/3 masks" in view.readout.text()
+    # Another lesion, R1 alone around (9, 6): the read-out describes it without a mouse move.
+    other = load_dataset(make_known(tmp_path / "other", masks={"R1": KNOWN["R1"], "R2": ~KNOWN["R1"]}))
+    view.show_overlay(run_to_end(iter_lesion_display(other.lesion("x"))), other.lesion("x"))
+    assert "1/2 masks: R1" in view.readout.text()
+    view.clear()
+    assert view.readout.text().strip() == ""
+    view.show_overlay(run_to_end(iter_lesion_display(lesion)), lesion)
+    assert "3/3 masks" in view.readout.text()
+    QApplication.sendEvent(view.graphics, QEvent(QEvent.Type.Leave))  # the cursor left the image
+    assert view.readout.text().strip() == ""
+    view.show_overlay(run_to_end(iter_lesion_display(other.lesion("x"))), other.lesion("x"))
+    assert view.readout.text().strip() == ""
+
+
+def test_a_lesion_with_an_unreadable_image_shows_its_masks_on_neutral_gray(view, tmp_path):
+    root = make_known(tmp_path / "ds")
+    (root / "images" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    lesion = load_dataset(root).lesion("x")
+    display = run_to_end(iter_lesion_display(lesion))
+    assert display.image is None and display.problems[0].kind == "unreadable_image"
+    view.show_overlay(display, lesion)
+    assert view.image_item.image is not None
+    assert np.all(view.image_item.image == NO_IMAGE_GRAY)
+    frame = view.image_item.mapRectToParent(view.image_item.boundingRect())
+    assert (frame.width(), frame.height()) == (display.shape[1], display.shape[0])
+    assert [bool(layer.contours) for layer in display.layers] == [True, True, True]
+    assert all(item.isVisible() for item in view.contour_items)
+    assert "1 problem" in view.caption.text()
 
 
 def test_pair_mode_shows_two_masks_and_where_they_differ(view, qtbot, known_dataset):

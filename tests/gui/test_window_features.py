@@ -83,6 +83,69 @@ def test_status_bar_counts_qa_findings_once_known(qtbot, settings_path, dataset_
     assert "QA, medium: disconnected_regions: 1" in window.problems_label.toolTip()
 
 
+def test_a_corrupt_image_is_listed_in_the_problems_panel_and_its_masks_still_show(
+        qtbot, settings_path, dataset_dir):
+    bad = dataset_dir / "images" / "b.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # a PNG signature, then garbage
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    panel = window.panels.problems
+    rows = [r for r in range(panel.row_count()) if panel.value_at(r, "kind") == "unreadable_image"]
+    assert len(rows) == 1
+    assert panel.value_at(rows[0], "image_id") == "b" and panel.value_at(rows[0], "path") == str(bad)
+    assert "not a readable image" in panel.value_at(rows[0], "message")
+    assert "1 QA finding" in window.problems_label.text()
+    row = shown_ids(window).index("b")
+    with qtbot.waitSignal(window.lesion_shown, timeout=TIMEOUT_MS,
+                          check_params_cb=lambda image_id: image_id == "b"):
+        window.table.select_row(row)
+    assert window.lesion_view.legend_labels() == ["R1 · T1 · S1", "R2 · T3 · S2"]
+
+
+def test_file_export_reviewed_dataset_writes_what_reviewers_decided(qtbot, settings_path, dataset_dir,
+                                                                     tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    from iaa_desktop.core.dataset.io import load_dataset
+    from iaa_desktop.core.review.reviews import Review, save_review
+    from iaa_desktop.gui.widgets.reviewed_export import CONTENTS
+
+    window = make_window(qtbot, settings_path)
+    open_and_analyse(qtbot, window, dataset_dir)
+    save_review(window.panels.workspace, Review("c", "exclude", "blurred", "", "dr z"))
+    save_review(window.panels.workspace, Review("a", "consensus_acceptable", "", "R2", "dr z"))
+    out = tmp_path / "reviewed"
+    out.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(out))
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kwargs: (CONTENTS[1], True))
+    window.reviewed_export.quiet = True
+    before = tree_digest(dataset_dir)
+    with qtbot.waitSignal(window.reviewed_export.done, timeout=TIMEOUT_MS) as blocker:
+        window.export_reviewed_action.trigger()
+    summary = blocker.args[0]
+    assert (summary.n_exported, summary.n_excluded_by_review) == (2, 1)
+    assert summary.references == {"STAPLE": 1, "annotator": 1}
+    exported = load_dataset(out)
+    assert [lesion.image_id for lesion in exported] == ["a", "b"]
+    assert sorted({s.annotator for lesion in exported for s in lesion.segmentations}) == \
+        ["R1", "R2", "reference"]
+    assert tree_digest(dataset_dir) == before
+
+
+def test_right_dock_tabs_show_whole_titles_in_a_1280_wide_window(qtbot, settings_path):
+    from PySide6.QtWidgets import QTabBar
+
+    window = make_window(qtbot, settings_path)
+    window.resize(1280, 800)
+    qtbot.waitExposed(window)
+    bars = [bar for bar in window.findChildren(QTabBar) if bar.count() and bar.isVisible()]
+    right = next(bar for bar in bars if "Pairwise" in [bar.tabText(i) for i in range(bar.count())])
+    assert [right.tabText(i) for i in range(right.count())] == ["Pairwise", "Plots", "Review", "Problems"]
+    assert all(bar.elideMode() == Qt.TextElideMode.ElideNone for bar in bars)
+    needed = sum(right.tabSizeHint(i).width() for i in range(right.count()))
+    assert needed <= right.width()  # every title whole, no scrolling
+
+
 def test_filters_sorting_and_plot_selection(qtbot, settings_path, dataset_dir):
     window = make_window(qtbot, settings_path)
     open_and_analyse(qtbot, window, dataset_dir)

@@ -56,6 +56,7 @@ PROBLEM_KINDS: Mapping[str, str] = MappingProxyType(
         "duplicate_mask": "medium",
         "duplicate_image": "medium",
         "image_too_large": "high",
+        "unexpected_channels": "medium",
         "unknown_image": "medium",
         "bad_metadata": "medium",
         "unknown_label": "low",

@@ -3,8 +3,9 @@
 IMA++ categories and severities (its ``seg_metadata_qa_results.csv``):
 empty mask (high), mask covers the entire image (high), mask touches the image
 border (low); and disconnected regions, which we rate medium. Ours on top:
-every decoding problem (unreadable, empty or truncated file, size mismatch,
-non-binary values) and the loader's problems (missing files, duplicates, ...).
+every decoding problem of masks and images (unreadable, empty or truncated file,
+size mismatch, non-binary values, unexpected image channels) and the loader's
+problems (missing files, duplicates, ...).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from iaa_desktop.core.dataset.image_checks import lesion_image_problems
 from iaa_desktop.core.dataset.images import read_header_size
 from iaa_desktop.core.dataset.masks import load_segmentation
 from iaa_desktop.core.dataset.model import SEVERITIES, Dataset, Lesion, Problem
@@ -73,9 +75,9 @@ def _image_shape(lesion: Lesion) -> tuple[int, int] | None:
 
 
 def lesion_findings(lesion: Lesion) -> list[Finding]:
-    """Every QA finding for one lesion's masks (decodes each mask once)."""
+    """Every QA finding for one lesion: its image (decoded) and its masks (each decoded once)."""
+    findings = [_problem_finding(p) for p in lesion_image_problems(lesion, decode=True)]
     shape = _image_shape(lesion)
-    findings = []
     for seg in lesion.segmentations:
         if not seg.mask_path.exists():
             continue  # the loader already reported it as missing_mask
@@ -99,12 +101,13 @@ def _problem_finding(problem: Problem) -> Finding:
 
 
 def iter_qa(dataset: Dataset, workers: int = 1) -> Generator[Progress, None, pd.DataFrame]:
-    """Check every mask of ``dataset``; yields progress per lesion, returns the findings table.
+    """Check every image and mask of ``dataset``; yields progress per lesion, returns the findings
+    table.
 
     The table has the columns ``QA_COLUMNS`` and is sorted by severity (high
     first), then image and mask. Loader problems are included.
     """
-    lesions = [lesion for lesion in dataset if lesion.segmentations]
+    lesions = [lesion for lesion in dataset if lesion.segmentations or lesion.image_path is not None]
     findings = [_problem_finding(p) for p in dataset.problems]
     if workers > 1 and len(lesions) > 1:
         with process_pool(workers) as pool:

@@ -7,12 +7,16 @@ The keys of ``dataset_summary`` are a stable, documented interface (README,
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
-from iaa_desktop.core.dataset.model import Dataset
+from iaa_desktop.core.dataset.model import Dataset, Problem
 
 
-def dataset_summary(dataset: Dataset) -> dict[str, object]:
-    """Counts describing ``dataset`` (see the README for each key)."""
+def dataset_summary(dataset: Dataset, extra_problems: Iterable[Problem] = ()) -> dict[str, object]:
+    """Counts describing ``dataset`` (see the README for each key).
+
+    ``extra_problems`` (say, from the image header checks) are counted with the loader's.
+    """
     masks = human = consensus = 0
     annotators: set[str] = set()
     multi_images = multi_masks = 0
@@ -29,7 +33,7 @@ def dataset_summary(dataset: Dataset) -> dict[str, object]:
             multi_annotators.update(s.annotator for s in people)
     labels = Counter(lesion.benign_malignant or "unknown" for lesion in dataset)
     splits = Counter(lesion.split or "none" for lesion in dataset)
-    problems = dataset.problems_by_kind()
+    problems = dict(sorted(Counter(p.kind for p in (*dataset.problems, *extra_problems)).items()))
     return {
         "dataset": str(dataset.root),
         "layout": dataset.layout,

@@ -35,6 +35,10 @@ HEAT_OPACITY = 0.75
 #: outlines (6), consensus outlines (10), legend. Outlines stay above a heat map, whose
 #: colours would otherwise tint them past recognition.
 OUTLINE_Z = 6
+#: Drawn over the lesion's frame when its image cannot be read: a neutral mid gray, so that the
+#: masks still show where they lie in the image (and every annotator colour stays visible).
+NO_IMAGE_GRAY = 140
+_NO_IMAGE = np.full((1, 1, 3), NO_IMAGE_GRAY, np.uint8)
 
 
 class LesionScene:
@@ -103,7 +107,8 @@ class LesionScene:
         """The lesion image (any decoded size) over the full-resolution frame ``shape``."""
         self.shape = tuple(shape)
         if image is None:
-            self.image_item.clear()
+            self.image_item.setImage(_NO_IMAGE, autoLevels=False, levels=None)
+            self.image_item.setRect(self.frame())
             return
         # uint8 RGB without levels takes pyqtgraph's fast path (no rescaling pass over the pixels).
         self.image_item.setImage(image, autoLevels=False, levels=None)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -84,6 +84,8 @@ class LesionView(QWidget):
         self.checklist = AnnotatorChecklist(self)
         self.readout = QLabel(" ", self)
         self.readout.setContentsMargins(4, 2, 4, 2)
+        # Clipped rather than widening the window: with 8 annotators the line outgrows a 1280 screen.
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.readout.setToolTip("The pixel under the cursor: which annotators include it, "
                                 "majority vote, vote fraction, STAPLE")
 
@@ -109,6 +111,9 @@ class LesionView(QWidget):
         self.pair: tuple[int | str, int | str] | None = None
         self.heat_name = ""
         self._preview_id: str | None = None
+        # Where the cursor last was over the image (scene coordinates; None when it left): the
+        # read-out is recomputed there when the lesion changes under a still mouse.
+        self._cursor_scene_pos: QPointF | None = None
 
         self.controls.mode_changed.connect(self.set_mode)
         self.controls.opacity_changed.connect(self.set_opacity)
@@ -237,6 +242,7 @@ class LesionView(QWidget):
         self._refresh()
         if not same and not previewed:
             self.fit()
+        self._update_readout()  # the pixel under a still cursor now belongs to this lesion
 
     def fit(self) -> None:
         """Show the whole image."""
@@ -447,6 +453,9 @@ class LesionView(QWidget):
             super().keyPressEvent(event)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        if watched is self.graphics and event.type() == QEvent.Type.Leave:
+            self._cursor_scene_pos = None
+            self.readout.setText(" ")
         if watched is self.graphics and event.type() == QEvent.Type.KeyPress:
             plain = not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
             if plain and self.handle_key(event.key()):
@@ -461,8 +470,13 @@ class LesionView(QWidget):
             self.fit()
 
     def _on_scene_mouse_moved(self, pos) -> None:
-        display = self.display
-        if display is None or not self.view_box.sceneBoundingRect().contains(pos):
+        self._cursor_scene_pos = QPointF(pos)
+        self._update_readout()
+
+    def _update_readout(self) -> None:
+        """The read-out of the pixel under the cursor in the lesion shown, or blank."""
+        display, pos = self.display, self._cursor_scene_pos
+        if display is None or pos is None or not self.view_box.sceneBoundingRect().contains(pos):
             self.readout.setText(" ")
             return
         point = self.view_box.mapSceneToView(pos)

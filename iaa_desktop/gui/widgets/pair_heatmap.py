@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from iaa_desktop.core.agreement.lesion import LesionAgreement
 from iaa_desktop.core.dataset.model import Lesion
+from iaa_desktop.core.display.cell_text import decimals_of, with_fewer_decimals
 from iaa_desktop.core.display.pair_matrix import (
     PAIR_METRICS,
     HeatmapColours,
@@ -49,6 +50,16 @@ HIGHLIGHT_HALO = pg.mkPen("#000000", width=5.5, cosmetic=True)
 AXIS_FONT_PT = 10
 #: Thin white lines between cells.
 GRID_PEN = pg.mkPen("#FFFFFF", width=1, cosmetic=True)
+#: Cell-value font sizes tried at full precision, largest first; with a decimal (or more)
+#: dropped, ``DROPPED_FONT_PT``; ``MIN_CELL_FONT_PT`` is the smallest ever used. Two decimals
+#: at 7 pt beat one at 9 pt: a Dice of "0.8" says too little.
+CELL_FONT_PT = (11.0, 10.0, 9.0, 8.0)
+DROPPED_FONT_PT = (9.0, 8.0, 7.0)
+MIN_CELL_FONT_PT = 7.0
+#: Pixels kept free around a cell's text, horizontally and vertically.
+CELL_TEXT_MARGIN = (6, 2)
+#: Row labels take at most this share of the plot's width before the short labels are used.
+ROW_LABEL_SHARE = 0.28
 
 
 def _font(points: float, bold: bool = False) -> QFont:
@@ -75,15 +86,51 @@ class _CellText(QGraphicsSimpleTextItem):
     def __init__(self, text: str, colour: str, font: QFont, row: int, column: int,
                  parent: QGraphicsRectItem) -> None:
         super().__init__(text, parent)
-        self.setFont(font)
+        self.row, self.column = row, column
         self.setBrush(pg.mkBrush(colour))
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-        bounds = self.boundingRect()
         self.setPos(column + 0.5, row + 0.5)
+        self.set_text(text, font)
+
+    def set_text(self, text: str, font: QFont) -> None:
+        """Show ``text`` in ``font``, centred on the cell."""
+        self.setText(text)
+        self.setFont(font)
+        bounds = self.boundingRect()
         self.setTransform(QTransform.fromTranslate(-bounds.width() / 2, -bounds.height() / 2))
 
     def toPlainText(self) -> str:  # noqa: N802 (the name pyqtgraph's TextItem uses)
         return self.text()
+
+
+class _ColumnAxis(pg.AxisItem):
+    """The bottom axis of a heatmap: column labels side by side, or turned upright (reading
+    upwards) when they would overlap (``vertical``)."""
+
+    def __init__(self) -> None:
+        super().__init__("bottom")
+        self.vertical = False
+        self.labels: list[str] = []
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs) -> None:  # noqa: N802 (pyqtgraph override)
+        if not self.vertical:
+            super().drawPicture(p, axisSpec, tickSpecs, textSpecs)
+            return
+        super().drawPicture(p, axisSpec, tickSpecs, [])
+        if self.style["tickFont"] is not None:
+            p.setFont(self.style["tickFont"])
+        p.setPen(self.textPen())
+        metrics = p.fontMetrics()
+        # Vertical mode gives pyqtgraph one-space labels (never dropped as out of bounds);
+        # their boxes sit under each column centre, in column order.
+        for (rect, _flags, _text), label in zip(textSpecs, self.labels, strict=False):
+            width = metrics.horizontalAdvance(label) + 2
+            p.save()
+            p.translate(rect.center().x(), rect.top())
+            p.rotate(-90)
+            p.drawText(QRectF(-width, -metrics.height() / 2, width, metrics.height()),
+                       int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), label)
+            p.restore()
 
 
 class HeatmapPlot(pg.GraphicsLayoutWidget):
@@ -99,7 +146,8 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setBackground(BACKGROUND)
-        self.plot: pg.PlotItem = self.addPlot(row=0, col=0)
+        self.column_axis = _ColumnAxis()
+        self.plot: pg.PlotItem = self.addPlot(row=0, col=0, axisItems={"bottom": self.column_axis})
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.setMenuEnabled(False)
@@ -126,6 +174,16 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
             self.plot.addItem(item)
         self.shape = (0, 0)
         self.selected: tuple[int, int] | None = None
+        # What set_matrix was given, kept to fit the texts and labels again on every resize.
+        self._texts: list[list[str]] = []
+        self._row_labels: tuple[list[str], list[str]] = ([], [])
+        self._column_labels: list[str] = []
+        self._y_label = ""
+        self._fitted: tuple = ()
+        #: The cell font size and decimals dropped in use (``fit_to_size`` chooses them).
+        self.cell_font_pt = CELL_FONT_PT[0]
+        self.decimals_dropped = 0
+        self.plot.getViewBox().sigResized.connect(self._on_view_box_resized)
         self.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
         # Built now (a ColorBarItem is a whole PlotItem, ~0.1 s), so drawing a lesion never waits for it.
         self._make_colour_bar(pg.ColorMap([0.0, 1.0], [(0, 0, 0, 255), (255, 255, 255, 255)]), (0.0, 1.0))
@@ -133,8 +191,13 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
 
     def set_matrix(self, texts: list[list[str]], colours: HeatmapColours, row_labels: list[str],
                    column_labels: list[str], *, value_label: str, title: str = "", caption: str = "",
-                   x_label: str = "", y_label: str = "") -> None:
-        """Draw a matrix: ``colours.rgba`` per cell, ``texts`` in them, labelled axes and a colour bar."""
+                   x_label: str = "", y_label: str = "", short_row_labels: list[str] | None = None) -> None:
+        """Draw a matrix: ``colours.rgba`` per cell, ``texts`` in them, labelled axes and a colour bar.
+
+        Texts and labels are fitted to the cells' size now and on every resize (see
+        ``fit_to_size``); ``short_row_labels`` replace ``row_labels`` when those would take
+        more than ``ROW_LABEL_SHARE`` of the width.
+        """
         self.clear_selection()
         rows, columns = colours.rgba.shape[:2]
         self.shape = (rows, columns)
@@ -149,28 +212,89 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
                 cell.setBrush(pg.mkBrush(*(int(v) for v in colours.rgba[r, c])))
                 cell.setPen(GRID_PEN)
                 self.cell_items.append(cell)
-        n = max(rows, columns, 1)
-        font = _font(11 if n <= 5 else 9.5 if n <= 8 else 8 if n <= 12 else 6.5)
+        font = _font(CELL_FONT_PT[0])
         for r in range(rows):
             for c in range(columns):
                 if texts[r][c]:
                     text = _CellText(texts[r][c], colours.text[r][c], font, r, c, self._cells)
                     self.text_items.append(text)
-        left = self.plot.getAxis("left")
-        left.setTicks([[(r + 0.5, label) for r, label in enumerate(row_labels)]])
+        self._texts = [list(row) for row in texts]
+        self._row_labels = (list(row_labels), list(short_row_labels or row_labels))
+        self._column_labels = list(column_labels)
+        self._y_label = y_label
+        self._fitted = ()
         for name in ("left", "bottom"):
             self.plot.getAxis(name).setStyle(tickLength=0)  # a tick mark would cut into the first cell
-        # pyqtgraph widens an axis only after a first paint: size it for the longest label now.
-        metrics = QFontMetrics(_font(AXIS_FONT_PT))
-        widest = max((metrics.horizontalAdvance(label) for label in row_labels), default=0)
-        left.setWidth(widest + 14 + (metrics.height() + 6 if y_label else 0))
-        self.plot.getAxis("bottom").setTicks([[(c + 0.5, label) for c, label in enumerate(column_labels)]])
         self.plot.setLabel("left", y_label)
         self.plot.setLabel("bottom", x_label)
         self.plot.setTitle(html.escape(title), color=FOREGROUND, size="11pt")
         self.plot.setRange(xRange=(0, columns), yRange=(0, rows), padding=0)
         self._set_colour_bar(colours, value_label)
         self.caption.setText(html.escape(caption))
+        self.fit_to_size()
+
+    def fit_to_size(self) -> None:
+        """Choose labels, cell font and decimals for the plot's current size.
+
+        Row labels: the full ones unless they would take more than ``ROW_LABEL_SHARE`` of
+        the width. Column labels: upright when side by side they would not fit their columns.
+        Cell values: the largest of ``CELL_FONT_PT`` at which every value fits its cell, else
+        one decimal fewer and again, down to ``MIN_CELL_FONT_PT`` and no decimals. Decided
+        from the plot item's size, which these choices do not change (no feedback loop).
+        """
+        rows, columns = self.shape
+        if not rows or not columns:
+            return
+        width, height = self.plot.width(), self.plot.height()
+        if width <= 0 or height <= 0:
+            return
+        metrics = QFontMetrics(_font(AXIS_FONT_PT))
+        full, short = self._row_labels
+        widest_full = max((metrics.horizontalAdvance(label) for label in full), default=0)
+        row_labels = full if widest_full <= ROW_LABEL_SHARE * width else short
+        left_width = max((metrics.horizontalAdvance(label) for label in row_labels), default=0) + 14 + (
+            metrics.height() + 6 if self._y_label else 0)
+        title_height = 30 if self.plot.titleLabel.text else 8
+        cell_width = max(width - left_width - 4, 1) / columns
+        widest_column = max((metrics.horizontalAdvance(label) for label in self._column_labels), default=0)
+        vertical = widest_column > cell_width - 6
+        axis_height = (widest_column + 12) if vertical else metrics.height() + 10
+        cell_height = max(height - title_height - axis_height, 1) / rows
+        font_pt, drop = self._cell_font(cell_width, cell_height)
+        decision = (tuple(row_labels), vertical, axis_height, left_width, font_pt, drop)
+        if decision == self._fitted:
+            return
+        self._fitted = decision
+        left = self.plot.getAxis("left")
+        left.setTicks([[(r + 0.5, label) for r, label in enumerate(row_labels)]])
+        # pyqtgraph widens an axis only after a first paint: size it for the longest label now.
+        left.setWidth(left_width)
+        self.column_axis.vertical = vertical
+        self.column_axis.labels = list(self._column_labels)
+        shown = [" "] * columns if vertical else self._column_labels
+        self.column_axis.setTicks([[(c + 0.5, label) for c, label in enumerate(shown)]])
+        self.column_axis.setHeight(axis_height)
+        self.cell_font_pt, self.decimals_dropped = font_pt, drop
+        font = _font(font_pt)
+        for item in self.text_items:
+            item.set_text(with_fewer_decimals(self._texts[item.row][item.column], drop), font)
+
+    def _cell_font(self, cell_width: float, cell_height: float) -> tuple[float, int]:
+        """(font size, decimals to drop) that make every cell text fit a cell of that size."""
+        room_w, room_h = cell_width - CELL_TEXT_MARGIN[0], cell_height - CELL_TEXT_MARGIN[1]
+        texts = [t for row in self._texts for t in row if t]
+        most = max((decimals_of(t) for t in texts), default=0)
+        for drop in range(most + 1):
+            shortened = [with_fewer_decimals(t, drop) for t in texts]
+            for points in CELL_FONT_PT if drop == 0 else DROPPED_FONT_PT:
+                metrics = QFontMetrics(_font(points))
+                widest = max((metrics.horizontalAdvance(t) for t in shortened), default=0)
+                if widest <= room_w and metrics.height() <= room_h:
+                    return points, drop
+        return MIN_CELL_FONT_PT, most  # the best there is for very small cells
+
+    def _on_view_box_resized(self) -> None:
+        self.fit_to_size()
 
     def _set_colour_bar(self, colours: HeatmapColours, label: str) -> None:
         cmap = pg.ColorMap(np.linspace(0.0, 1.0, len(colours.bar_rgba)), colours.bar_rgba)
@@ -197,6 +321,8 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.clear_selection()
         self.shape = (0, 0)
         self._remove_cells()
+        self._texts, self._row_labels, self._column_labels, self._fitted = [], ([], []), [], ()
+        self.column_axis.vertical = False
         for name in ("left", "bottom"):
             self.plot.getAxis(name).setTicks([[]])
             self.plot.setLabel(name, "")
@@ -352,7 +478,8 @@ class PairHeatmap(QWidget):
         better = "higher" if matrix.higher_is_better else "lower"
         self.plot.set_matrix(
             texts, colours, matrix.labels, [m.short_label for m in matrix.masks],
-            value_label=matrix.value_label, title=f"{matrix.image_id}: {matrix.metric_name}",
+            short_row_labels=[m.short_label for m in matrix.masks], value_label=matrix.value_label,
+            title=f"{matrix.image_id}: {matrix.metric_name}",
             caption=f"{len(matrix.masks)} masks · {better} is better · click a cell to compare two masks")
 
     def _export_name(self) -> str:
