@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from iaa_desktop import __version__
+from iaa_desktop._version import __version__
 from iaa_desktop.core.agreement.consensus import majority_vote
 from iaa_desktop.core.agreement.lesion import dataset_fingerprint
 from iaa_desktop.core.agreement.staple import staple
