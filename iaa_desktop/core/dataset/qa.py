@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -74,9 +75,10 @@ def _image_shape(lesion: Lesion) -> tuple[int, int] | None:
         return None  # reported by the image checks, not here
 
 
-def lesion_findings(lesion: Lesion) -> list[Finding]:
-    """Every QA finding for one lesion: its image (decoded) and its masks (each decoded once)."""
-    findings = [_problem_finding(p) for p in lesion_image_problems(lesion, decode=True)]
+def lesion_findings(lesion: Lesion, decode_images: bool = True) -> list[Finding]:
+    """Every QA finding for one lesion: its image (decoded, or only its header and last bytes
+    with ``decode_images=False``) and its masks (each decoded once)."""
+    findings = [_problem_finding(p) for p in lesion_image_problems(lesion, decode=decode_images)]
     shape = _image_shape(lesion)
     for seg in lesion.segmentations:
         if not seg.mask_path.exists():
@@ -100,9 +102,15 @@ def _problem_finding(problem: Problem) -> Finding:
                    problem.path)
 
 
-def iter_qa(dataset: Dataset, workers: int = 1) -> Generator[Progress, None, pd.DataFrame]:
+def iter_qa(dataset: Dataset, workers: int = 1,
+            decode_images: bool = True) -> Generator[Progress, None, pd.DataFrame]:
     """Check every image and mask of ``dataset``; yields progress per lesion, returns the findings
     table.
+
+    ``decode_images=False`` checks each image's header and last bytes only (missing, empty,
+    truncated, unreadable header, too large, channels): the desktop app's background QA uses
+    it, since decoding every full-size image of a large dataset costs minutes of CPU while the
+    user browses; a lesion whose image then fails to decode says so in the lesion view.
 
     The table has the columns ``QA_COLUMNS`` and is sorted by severity (high
     first), then image and mask. Loader problems are included.
@@ -111,13 +119,14 @@ def iter_qa(dataset: Dataset, workers: int = 1) -> Generator[Progress, None, pd.
     findings = [_problem_finding(p) for p in dataset.problems]
     if workers > 1 and len(lesions) > 1:
         with process_pool(workers) as pool:
-            results = pool.map(lesion_findings, lesions, chunksize=8)
+            results = pool.map(partial(lesion_findings, decode_images=decode_images), lesions,
+                               chunksize=8)
             for i, (lesion, found) in enumerate(zip(lesions, results, strict=True)):
                 findings.extend(found)
                 yield Progress(i + 1, len(lesions), lesion.image_id)
     else:
         for i, lesion in enumerate(lesions):
-            findings.extend(lesion_findings(lesion))
+            findings.extend(lesion_findings(lesion, decode_images))
             yield Progress(i + 1, len(lesions), lesion.image_id)
     return findings_table(findings)
 

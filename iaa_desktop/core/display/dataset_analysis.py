@@ -55,7 +55,7 @@ def iter_dataset_analysis(
             yield Progress(step.done, total, f"Agreement: {step.message}")
     except StopIteration as stop:
         agreement: DatasetAgreement = stop.value
-    qa_job = iter_qa(dataset, workers=workers or 1)
+    qa_job = iter_qa(dataset, workers=workers or 1, decode_images=False)  # headers: see iter_qa
     try:
         while True:
             step = next(qa_job)
