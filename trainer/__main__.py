@@ -3,7 +3,7 @@
 Flags override the spec file. ``--resume`` continues ``RUN_DIR`` from its last
 checkpoint with the spec saved there (flags still override, e.g. ``--epochs``).
 Exit codes: 0 success, 1 the run failed (see the ``error`` event), 2 bad arguments,
-130 interrupted (Ctrl-C or SIGTERM; an ``error`` event says so and ``--resume`` goes on).
+130 interrupted (Ctrl-C, SIGTERM, or SIGUSR2 before a Slurm time limit; an ``error`` event says so and ``--resume`` goes on).
 """
 
 from __future__ import annotations
@@ -135,13 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        # SIGUSR2 is Slurm's warning before a time limit or preemption (submitit's --signal): stop
+        # like SIGTERM, with every finished epoch saved, so the requeued job resumes from it.
+        stops = [signal.SIGTERM] + ([signal.SIGUSR2] if hasattr(signal, "SIGUSR2") else [])
+        previous = {signum: signal.signal(signum, _interrupt) for signum in stops}
         try:
             return run_training(spec, run_dir, resume=args.resume)
         except KeyboardInterrupt:
             return 130
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     finally:
         for handler in handlers:
             logging.getLogger().removeHandler(handler)
