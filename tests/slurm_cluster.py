@@ -37,7 +37,8 @@ class Cluster:
         for name in ("ctld.log", "d.log"):
             path = self.folder / name
             if path.is_file():
-                out.append(f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                out.append(f"--- {name}\n" + "\n".join(text))
         return "\n".join(out)
 
 
@@ -64,7 +65,8 @@ def _start_munge(folder: Path) -> int | None:
         shutil.chown("/etc/munge/munge.key", "munge", "munge")
     Path("/run/munge").mkdir(parents=True, exist_ok=True)
     shutil.chown("/run/munge", "munge", "munge")
-    subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", "/usr/sbin/munged"], check=True, capture_output=True)
+    subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", "/usr/sbin/munged"], check=True,
+                   capture_output=True)
     for _ in range(50):
         if _munge_works():
             break

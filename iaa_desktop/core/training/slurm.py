@@ -230,7 +230,7 @@ def load_grid_record(path: str | Path) -> dict:
 
 
 def stage_training_set(training_set: str | Path, stage_dir: str | Path | None) -> Path:
-    """The path every run of a grid reads: the set itself, or one copy in ``stage_dir`` (kept when unchanged)."""
+    """The path every run of a grid reads: the set, or one copy in ``stage_dir`` (kept while unchanged)."""
     source = Path(training_set)
     if not source.is_file():
         raise SlurmError(f"{source}: training set not found")
@@ -353,7 +353,8 @@ def slurm_status(run_dir: str | Path, queue: dict[str, tuple[str, str]]) -> tupl
         return "running", f"Slurm job {job}"
     if state and not cancelled:
         requeued = any(e.get("event") == "run_started" for e in events)
-        return "queued", (f"Slurm job {job} {state.lower()}" + (", resumes from its checkpoint" if requeued else "")
+        resumes = ", resumes from its checkpoint" if requeued else ""
+        return "queued", (f"Slurm job {job} {state.lower()}{resumes}"
                           + (f" ({reason})" if reason else ""))
     if cancelled:
         return "cancelled", f"Slurm job {job} cancelled"

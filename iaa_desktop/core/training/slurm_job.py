@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from iaa_desktop.core.errors import IAAError
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 RESUME_STATE = "last_state.pt"
 #: Seconds the trainer gets to stop after SIGTERM before it is killed.
 STOP_GRACE_S = 20
+#: How often the job checks whether the trainer has ended.
+POLL_S = 0.5
 
 
 class TrainJobError(IAAError):
@@ -42,7 +45,7 @@ class TrainJobError(IAAError):
 
 def trainer_command(run_dir: Path, *, python: str, gpus: int, resume: bool,
                     threads: int | None = None) -> list[str]:
-    """The trainer's argv for a run directory: ``--resume`` when it has saved state, torchrun for several GPUs."""
+    """The trainer's argv for a run folder: ``--resume`` when it has saved state, torchrun for 2+ GPUs."""
     if gpus > 1:
         head = [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
                 "-m", "trainer"]
@@ -99,8 +102,11 @@ class TrainJob:
                                threads=self.threads or _slurm_cpus())
         log.info("running %s", " ".join(argv))
         print(("resuming: " if resume else "starting: ") + " ".join(argv), flush=True)
-        self._process = subprocess.Popen(argv, cwd=self.run_dir)
-        code = self._process.wait()
+        self._process = process = subprocess.Popen(argv, cwd=self.run_dir)
+        # Poll, never Popen.wait(): submitit's SIGUSR2 handler (``checkpoint``) runs in this thread,
+        # and a wait() it interrupted would hold the lock its own wait for the trainer needs.
+        while (code := process.poll()) is None:
+            time.sleep(POLL_S)
         self._process = None
         if code != 0:
             message = last_error(self.run_dir) or f"the trainer exited with code {code}"
@@ -108,16 +114,14 @@ class TrainJob:
         return str(self.run_dir)
 
     def stop_trainer(self) -> None:
-        """SIGTERM the trainer and wait for it (it saves nothing half-written); kill it after the grace time."""
+        """SIGTERM the trainer and wait (it saves nothing half-written); kill it after the grace time."""
         process = self._process
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
+        if not _ended(process, STOP_GRACE_S):
             process.kill()
-            process.wait()
+            _ended(process, 5)
 
     def checkpoint(self):
         """Called by submitit on SIGUSR2 (time limit, preemption): stop the trainer, requeue this job."""
@@ -127,6 +131,16 @@ class TrainJob:
         self.stop_trainer()
         return DelayedSubmission(TrainJob(self.run_dir, gpus=self.gpus, threads=self.threads,
                                           python=self.python))
+
+
+def _ended(process: subprocess.Popen, timeout: float) -> bool:
+    """Whether the process ends within ``timeout`` seconds (polled: see ``TrainJob.__call__``)."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _slurm_cpus() -> int | None:
