@@ -17,7 +17,7 @@ from iaa_desktop import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report", "export-training-set", "review",
-            "finetune-compare")
+            "finetune-compare", "train-grid")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:

@@ -1,10 +1,11 @@
-"""Training grids on a real (throwaway, single-node) Slurm through submitit: finish, cancel, time limit + requeue.
+"""Training grids on a real (throwaway, single-node) Slurm via submitit: finish, cancel, time limit + requeue.
 
 The cluster comes from the session fixture ``slurm_cluster`` (tests/conftest.py);
 without the Slurm binaries or root these tests skip and say so. Runs are tiny
 (12 demo lesions at 32 px, 1-2 batches an epoch, CPU, one thread).
 """
 
+import json
 import os
 import subprocess
 import time
@@ -149,3 +150,39 @@ def test_unknown_partition_and_missing_sbatch_say_so(slurm_cluster, training_set
                                                if not (Path(p) / "sbatch").exists()))
     with pytest.raises(slurm.SlurmError, match="sbatch not found"):
         slurm.submit_grid([spec], tmp_path / "ws", _options())
+
+
+def test_cli_submits_reports_and_cancels(slurm_cluster, training_set, tmp_path, capsys):
+    from iaa_desktop.cli.train_grid import main
+
+    grid_file = tmp_path / "grid.json"
+    grid_file.write_text(json.dumps({**_spec(training_set).to_dict(), "seeds": [0, 1]}))
+    workspace = tmp_path / "workspace"
+    assert main([str(grid_file), "--slurm", PARTITION, "--workspace", str(workspace), "--cpus", "1",
+                 "--sbatch=--hold"]) == 0
+    out = capsys.readouterr().out
+    grid_dir = Path(out.splitlines()[0].split("grid: ")[1])
+    job_ids = [line.split("\t")[0] for line in out.splitlines()[1:]]
+    assert len(job_ids) == 2 and all(j.split("_")[0] == job_ids[0].split("_")[0] for j in job_ids), out
+
+    assert main([str(grid_dir), "--status"]) == 3  # still queued
+    assert capsys.readouterr().out.count("\tqueued\t") == 2
+    assert main([str(grid_dir), "--cancel"]) == 0
+    assert capsys.readouterr().out.startswith("cancelled 2 job(s)")
+    _wait(lambda: not slurm.squeue_states(job_ids), 60, "the jobs to leave the queue", slurm_cluster)
+    assert main([str(grid_dir / "grid.json"), "--status"]) == 0
+    assert capsys.readouterr().out.count("\tcancelled\t") == 2
+
+    assert main([str(grid_file), "--slurm", "nope", "--workspace", str(workspace)]) == 1
+    assert "unknown partition 'nope': this cluster has debug" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.json"), "--slurm", PARTITION, "--workspace", str(workspace)]) == 2
+    assert "grid file not found" in capsys.readouterr().err
+
+
+def test_a_job_that_cannot_start_is_failed_with_its_stderr(slurm_cluster, training_set, tmp_path):
+    grid = slurm.submit_grid([_spec(training_set)], tmp_path / "workspace",
+                             _options(python=str(tmp_path / "no-such-python")))
+    _wait(lambda: _statuses(grid) == ["failed"], 60, "the job to fail", slurm_cluster)
+    message = slurm.grid_status(grid)[0]["message"]
+    assert "ended before training started" in message
+    assert "no-such-python" in message  # srun's own words from the job's stderr
