@@ -411,7 +411,7 @@ class TrainingController(QObject):
         self.monitor.start_run("", f"Slurm job array {array}: {len(grid['runs'])} run(s) queued",
                                self.last_request.mode if self.last_request else "multitask")
         for job_id, run_dir in zip(grid["job_ids"], grid["runs"], strict=True):
-            self.monitor.append_log(f"Slurm job {job_id}: {Path(run_dir).name}")
+            self.monitor.append_log(f"Slurm job {job_id} queued: {Path(run_dir).name}")
         self.monitor.set_running(True)
         self.status_message.emit(f"Submitted {len(grid['runs'])} run(s) to Slurm (job array {array})")
 

@@ -59,7 +59,7 @@ def test_grid_is_followed_to_the_end_then_a_restart_adopts_a_queued_job(slurm_cl
     assert errors == []
     assert sorted(status for _, status, _ in ended) == ["finished", "finished"]
     log = controller.monitor.log_view.toPlainText()
-    assert "Slurm job " in log and ": running" in log and "Slurm runs ended: 2 finished" in log
+    assert " queued: " in log and ": running" in log and "Slurm runs ended: 2 finished" in log
     qtbot.waitUntil(lambda: not controller.runs_panel.is_loading(), timeout=10_000)
     records = controller.runs_panel.records
     assert [r.status for r in records] == ["finished", "finished"]
