@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import getpass
 import json
 import os
 import shutil
@@ -181,7 +182,8 @@ def check_partition(partition: str) -> None:
 def squeue_states(job_ids: Iterable[str] = ()) -> dict[str, tuple[str, str]]:
     """Jobs Slurm still holds: job id (``123`` or ``123_4``) -> (state, reason); finished jobs are absent."""
     wanted = {str(j).split("_")[0] for j in job_ids}
-    out = _command(["squeue", "-h", "-r", "-o", "%i|%T|%r"], "reading the queue")
+    # This user's jobs only: a busy cluster's whole queue is thousands of lines.
+    out = _command(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T|%r"], "reading the queue")
     states = {}
     for line in out.splitlines():
         parts = line.strip().split("|")
@@ -299,8 +301,8 @@ def submit_grid(grid: GridSpec | Sequence[RunSpec], workspace: str | Path, optio
                                                      threads=options.cpus_per_task or None,
                                                      python=options.python)))
     except Exception as exc:  # noqa: BLE001 - submitit raises its own errors with sbatch's stderr inside
-        for run_dir in run_dirs:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        for folder_made in (*run_dirs, grid_dir):
+            shutil.rmtree(folder_made, ignore_errors=True)
         raise SlurmError(f"sbatch refused the grid: {_short(str(exc))}") from None
     submitted = now.isoformat(timespec="seconds")
     for run_dir, job in zip(run_dirs, jobs, strict=True):
