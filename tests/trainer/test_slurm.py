@@ -146,6 +146,10 @@ def test_unknown_partition_and_missing_sbatch_say_so(slurm_cluster, training_set
     with pytest.raises(slurm.SlurmError, match=r"unknown partition 'gpu-a100': this cluster has debug"):
         slurm.submit_grid([spec], tmp_path / "ws", _options(partition="gpu-a100"))
     assert not (tmp_path / "ws").exists()  # nothing was created for a refused grid
+    # sbatch itself refuses (more memory than the node has): its words come back, no folder stays.
+    with pytest.raises(slurm.SlurmError, match=r"sbatch refused the grid:(.|\n)*sbatch: error"):
+        slurm.submit_grid([spec], tmp_path / "ws", _options(mem_gb=100_000))
+    assert not any((tmp_path / "ws" / "runs").glob("*")) and not any((tmp_path / "ws" / "grids").glob("*"))
     monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
                                                if not (Path(p) / "sbatch").exists()))
     with pytest.raises(slurm.SlurmError, match="sbatch not found"):
