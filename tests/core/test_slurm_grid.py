@@ -107,3 +107,11 @@ def test_submit_refuses_before_creating_anything_without_sbatch(tmp_path, monkey
         slurm.squeue_states()
     with pytest.raises(slurm.SlurmError, match="the grid has no runs"):
         slurm.submit_grid([], tmp_path / "ws", slurm.SlurmOptions())
+
+
+def test_grid_runs_that_differ_in_alpha_are_named_apart(tmp_path):
+    from iaa_desktop.core.training.plan import new_run_dir
+
+    spec = RunSpec(mode="multitask", alpha=0.25, seed=3)
+    assert new_run_dir(tmp_path, spec, tag="a0.25").name.endswith("-multitask-resnet18-a0.25-s3")
+    assert new_run_dir(tmp_path, spec).name.endswith("-multitask-resnet18-s3")  # local runs: unchanged

@@ -223,10 +223,14 @@ def plan_specs(request: RunRequest, training_set: str | Path) -> list[RunSpec]:
     return specs
 
 
-def new_run_dir(workspace: str | Path, spec: RunSpec, now: dt.datetime | None = None) -> Path:
-    """A fresh run folder ``runs/<YYYYmmdd-HHMMSS>-<mode>-<backbone>-s<seed>`` with ``run.json`` written."""
+def new_run_dir(workspace: str | Path, spec: RunSpec, now: dt.datetime | None = None, tag: str = "") -> Path:
+    """A fresh run folder ``runs/<YYYYmmdd-HHMMSS>-<mode>-<backbone>[-<tag>]-s<seed>``, ``run.json`` written.
+
+    ``tag`` tells apart runs of a grid that differ in more than backbone and seed (e.g. ``a0.25``).
+    """
     now = now or dt.datetime.now()
-    base = f"{now:%Y%m%d-%H%M%S}-{spec.mode}-{re.sub(r'[^A-Za-z0-9_.-]', '_', spec.backbone)}-s{spec.seed}"
+    backbone = re.sub(r'[^A-Za-z0-9_.-]', '_', spec.backbone) + (f"-{tag}" if tag else "")
+    base = f"{now:%Y%m%d-%H%M%S}-{spec.mode}-{backbone}-s{spec.seed}"
     folder = runs_dir(workspace)
     folder.mkdir(parents=True, exist_ok=True)
     run_dir, n = folder / base, 1

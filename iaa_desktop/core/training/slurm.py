@@ -288,7 +288,9 @@ def submit_grid(grid: GridSpec | Sequence[RunSpec], workspace: str | Path, optio
         grid_dir = grids_dir(workspace) / f"{grid_id}-{n}"
     folder = grid_dir / "slurm"
     folder.mkdir(parents=True)
-    run_dirs = [new_run_dir(workspace, spec, now) for spec in specs]
+    several_alphas = len({s.alpha for s in specs if s.mode == "multitask"}) > 1
+    run_dirs = [new_run_dir(workspace, spec, now, tag=f"a{spec.alpha:g}" if several_alphas else "")
+                for spec in specs]
 
     executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=options.max_requeues,
                                       python=options.python or None)
