@@ -106,17 +106,26 @@ def test_cancel_stops_a_running_job(slurm_cluster, training_set, tmp_path):
 
 def test_time_limit_requeues_and_resumes_from_the_checkpoint(slurm_cluster, training_set, tmp_path):
     workspace = tmp_path / "workspace"
-    # One-minute limit; SIGUSR2 45 s before it: submitit stops the trainer and requeues the job.
+    # SIGUSR2 55 s before the time limit: submitit stops the trainer and requeues the job.
     grid = slurm.submit_grid([_spec(training_set, epochs=1000, max_steps_per_epoch=1)], workspace,
-                             _options(time_min=1, signal_delay_s=45))
+                             _options(time_min=5, signal_delay_s=55))
     run_dir = Path(grid["runs"][0])
+    job = grid["job_ids"][0]
+
+    def saved_epochs():
+        return [e["epoch"] for e in read_events(run_dir)[0]
+                if e["event"] == "checkpoint_saved" and e["which"] == "last"]
+
+    # Slurm sends the warning at its periodic check, up to a minute early: with a one-minute limit
+    # from the start it can come before anything is saved. So the limit drops to one minute once
+    # the first epoch is saved; from then on the job is within 55 s of it and gets the signal.
+    _wait(saved_epochs, 90, "a first saved epoch", slurm_cluster)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=1"], check=True)
 
     def resumed():
         events = read_events(run_dir)[0]
         starts = [e for e in events if e["event"] == "run_started"]
         return len(starts) >= 2 and any(e["event"] == "epoch_end" for e in events[events.index(starts[1]):])
-
-    job = grid["job_ids"][0]
 
     def requeued():
         state = slurm.squeue_states([job]).get(job, ("", ""))
