@@ -60,8 +60,10 @@ def _statuses(grid) -> list[str]:
     return [row["status"] for row in slurm.grid_status(grid)]
 
 
-def _epochs_ended(run_dir) -> list[int]:
-    return [int(e["epoch"]) for e in read_events(run_dir)[0] if e["event"] == "epoch_end"]
+def _epochs_saved(run_dir) -> list[int]:
+    """Epochs whose resume state is on disk (``epoch_end`` comes just before the checkpoint)."""
+    return [int(e["epoch"]) for e in read_events(run_dir)[0]
+            if e["event"] == "checkpoint_saved" and e["which"] == "last"]
 
 
 def test_grid_of_two_seeds_runs_to_completion(slurm_cluster, training_set, tmp_path):
@@ -94,7 +96,7 @@ def test_cancel_stops_a_running_job(slurm_cluster, training_set, tmp_path):
     workspace = tmp_path / "workspace"
     grid = slurm.submit_grid([_spec(training_set, epochs=500, max_steps_per_epoch=1)], workspace, _options())
     run_dir = Path(grid["runs"][0])
-    _wait(lambda: _epochs_ended(run_dir), 90, "a first epoch", slurm_cluster)
+    _wait(lambda: _epochs_saved(run_dir), 90, "a first saved epoch", slurm_cluster)
     assert _statuses(grid) == ["running"]
     assert slurm.cancel_runs([run_dir]) == grid["job_ids"]
     _wait(lambda: not slurm.squeue_states(grid["job_ids"]), 60, "the job to leave the queue", slurm_cluster)
@@ -112,14 +114,10 @@ def test_time_limit_requeues_and_resumes_from_the_checkpoint(slurm_cluster, trai
     run_dir = Path(grid["runs"][0])
     job = grid["job_ids"][0]
 
-    def saved_epochs():
-        return [e["epoch"] for e in read_events(run_dir)[0]
-                if e["event"] == "checkpoint_saved" and e["which"] == "last"]
-
     # Slurm sends the warning at its periodic check, up to a minute early: with a one-minute limit
     # from the start it can come before anything is saved. So the limit drops to one minute once
     # the first epoch is saved; from then on the job is within 55 s of it and gets the signal.
-    _wait(saved_epochs, 90, "a first saved epoch", slurm_cluster)
+    _wait(lambda: _epochs_saved(run_dir), 90, "a first saved epoch", slurm_cluster)
     subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=1"], check=True)
 
     def resumed():
@@ -199,3 +197,28 @@ def test_a_job_that_cannot_start_is_failed_with_its_stderr(slurm_cluster, traini
     message = slurm.grid_status(grid)[0]["message"]
     assert "ended before training started" in message
     assert "no-such-python" in message  # srun's own words from the job's stderr
+
+
+def test_slurm_warning_then_sigterm_stop_the_trainer_once_with_its_event(training_set, tmp_path):
+    """Under Slurm the trainer gets SIGUSR2 and at once SIGTERM from its job: one clean stop, one event."""
+    import signal
+    import sys
+
+    run_dir = tmp_path / "run"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(_spec(training_set, epochs=1000, max_steps_per_epoch=1).to_dict()))
+    process = subprocess.Popen([sys.executable, "-m", "trainer", str(spec), "--out", str(run_dir),
+                                "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not _epochs_saved(run_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGUSR2)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+        assert code == 130, (code, (run_dir / "train.log").read_text()[-2000:])
+    finally:
+        process.kill()
+    errors = [e for e in read_events(run_dir)[0] if e["event"] == "error"]
+    assert len(errors) == 1 and "interrupted" in errors[0]["message"], errors
+    assert read_run_record(run_dir, running=False).resumable
