@@ -3,7 +3,8 @@
 Flags override the spec file. ``--resume`` continues ``RUN_DIR`` from its last
 checkpoint with the spec saved there (flags still override, e.g. ``--epochs``).
 Exit codes: 0 success, 1 the run failed (see the ``error`` event), 2 bad arguments,
-130 interrupted (Ctrl-C or SIGTERM; an ``error`` event says so and ``--resume`` goes on).
+130 interrupted (Ctrl-C, SIGTERM, or SIGUSR2 before a Slurm time limit; an ``error`` event
+says so and ``--resume`` goes on).
 """
 
 from __future__ import annotations
@@ -114,8 +115,17 @@ def configure_logging(run_dir: Path) -> list[logging.Handler]:
     return handlers
 
 
+#: Signals that stop a run gracefully (SIGUSR2: Slurm's warning before a time limit or preemption).
+_STOP_SIGNALS = (signal.SIGTERM,) + ((signal.SIGUSR2,) if hasattr(signal, "SIGUSR2") else ())
+
+
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM (the GUI's stop button) ends the run like Ctrl-C: with an error event
+    # SIGTERM (the GUI's stop button) ends the run like Ctrl-C: with an error event. Later stop
+    # signals are ignored from here on: under Slurm the trainer gets SIGUSR2 and, a moment later,
+    # SIGTERM from the job that stops it, and a second interrupt would cut the error event short.
+    for stop in _STOP_SIGNALS:
+        signal.signal(stop, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,13 +145,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        # SIGUSR2 is Slurm's warning before a time limit or preemption (submitit's --signal): stop
+        # like SIGTERM, with every finished epoch saved, so the requeued job resumes from it.
+        previous = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
         try:
             return run_training(spec, run_dir, resume=args.resume)
         except KeyboardInterrupt:
             return 130
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     finally:
         for handler in handlers:
             logging.getLogger().removeHandler(handler)

@@ -17,7 +17,7 @@ from iaa_desktop._version import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("info", "qa", "demo", "metrics", "aggregate", "report", "export-training-set",
-            "export-reviewed", "review", "finetune-compare")
+            "export-reviewed", "review", "finetune-compare", "train-grid")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, set[str]]:

@@ -43,8 +43,10 @@ from iaa_desktop.core.training.predictions import (
 from iaa_desktop.core.training.remote import RemoteTarget, load_remote_target, save_remote_target
 from iaa_desktop.core.training.run_records import MODE_LABELS, read_run_record
 from iaa_desktop.core.training.runs import RunSpec, read_events
+from iaa_desktop.core.training.slurm_plan import slurm_options
 from iaa_desktop.core.workspace_paths import workspace_dir_for
 from iaa_desktop.gui.remote_trainer import RemoteTrainerProcess
+from iaa_desktop.gui.slurm_runs import SlurmRuns
 from iaa_desktop.gui.trainer_process import PredictProcess, TrainerProcess
 from iaa_desktop.gui.widgets.predictions_panel import PredictionsPanel
 from iaa_desktop.gui.widgets.run_dialog import RunDialog
@@ -110,6 +112,8 @@ class TrainingController(QObject):
         self.trainer: TrainerProcess | RemoteTrainerProcess = self.local_trainer
         self.remote: RemoteTarget | None = None
         self.predictor = predictor or PredictProcess(self)
+        #: Runs on a Slurm cluster: submitted as a job array, followed through the runs panel's scans.
+        self.slurm_runs = SlurmRuns(runs_panel, self)
         self.export_options = dict(export_options or {})
         self.devices = devices
         self.dataset: Dataset | None = None
@@ -139,6 +143,14 @@ class TrainingController(QObject):
         self.predictor.finished.connect(self._on_predictor_finished)
         self.predictions_panel.cancel_requested.connect(self.predictor.cancel)
         self.predictions_panel.columns_ready.connect(self.predictions_ready)
+        self.slurm_runs.submitted.connect(self._on_slurm_runs_submitted)
+        self.slurm_runs.failed.connect(self._on_slurm_runs_failed)
+        self.slurm_runs.status_changed.connect(self._on_slurm_runs_status_changed)
+        self.slurm_runs.following.connect(self._on_slurm_runs_following)
+        self.slurm_runs.event.connect(self.monitor.add_event)
+        self.slurm_runs.progress.connect(self.monitor.set_progress)
+        self.slurm_runs.all_ended.connect(self._on_slurm_runs_all_ended)
+        self.runs_panel.runs_loaded.connect(self._on_runs_panel_runs_loaded)
 
     # -- public API ---------------------------------------------------------
 
@@ -156,7 +168,7 @@ class TrainingController(QObject):
 
     def is_busy(self) -> bool:
         return self._step_worker is not None or self.local_trainer.is_running() or bool(self.queue) \
-            or self.remote_trainer.is_running() or self.predictor.is_running()
+            or self.remote_trainer.is_running() or self.predictor.is_running() or self.slurm_runs.is_active()
 
     def open_run_dialog(self, parent: QWidget | None = None) -> RunDialog:
         """Open the run dialog (non-blocking); Start begins the runs."""
@@ -188,6 +200,11 @@ class TrainingController(QObject):
                 return
             self.training_set = prepared.path
             self.monitor.append_log(describe_specs(self.queue))
+            if request.slurm is not None:
+                specs, self.queue = self.queue, []
+                self.monitor.append_log(f"Submitting {len(specs)} run(s) to Slurm…")
+                self.slurm_runs.submit(specs, self.workspace, slurm_options(request.slurm))
+                return
             self._start_next()
 
         self._prepare(request.input_size, request.split_source, request.split_seed, then)
@@ -202,6 +219,9 @@ class TrainingController(QObject):
         for process in (self.local_trainer, self.remote_trainer):
             if process.is_running():
                 process.cancel()
+        if self.slurm_runs.is_active():
+            self.monitor.append_log("Cancelling the Slurm jobs (scancel)…")
+            self.slurm_runs.cancel()
         if self.predictor.is_running():
             self.predictor.cancel()
 
@@ -383,6 +403,44 @@ class TrainingController(QObject):
         self.current_run = record.run_dir
         self.monitor.show_past_run(str(record.run_dir), _title(record.spec, record.run_dir), record.spec.mode,
                                    events, record.status, record.message, record.resumable)
+
+    # -- Slurm ------------------------------------------------------------------
+
+    def _on_slurm_runs_submitted(self, grid: dict) -> None:
+        array = grid["job_ids"][0].split("_")[0]
+        self.monitor.start_run("", f"Slurm job array {array}: {len(grid['runs'])} run(s) queued",
+                               self.last_request.mode if self.last_request else "multitask")
+        for job_id, run_dir in zip(grid["job_ids"], grid["runs"], strict=True):
+            self.monitor.append_log(f"Slurm job {job_id} queued: {Path(run_dir).name}")
+        self.monitor.set_running(True)
+        self.status_message.emit(f"Submitted {len(grid['runs'])} run(s) to Slurm (job array {array})")
+
+    def _on_slurm_runs_failed(self, message: str) -> None:
+        self._fail(message)
+
+    def _on_slurm_runs_status_changed(self, run_dir: str, status: str, message: str) -> None:
+        self.monitor.append_log(f"{Path(run_dir).name}: {status}" + (f" ({message})" if message else ""))
+        if status not in ("queued", "running", "pending"):
+            self.run_ended.emit(run_dir, status, message)
+
+    def _on_slurm_runs_following(self, run_dir: str) -> None:
+        record = read_run_record(run_dir, running=True)
+        if record.spec is not None:
+            self.current_run = Path(run_dir)
+            self.monitor.start_run(run_dir, _title(record.spec, Path(run_dir)) + " (Slurm)", record.spec.mode)
+
+    def _on_slurm_runs_all_ended(self, counts: dict) -> None:
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        status = "finished" if set(counts) == {"finished"} else (
+            "cancelled" if "cancelled" in counts else "failed")
+        self.monitor.set_finished(status, f"Slurm runs: {summary}")
+        self.monitor.append_log(f"Slurm runs ended: {summary}")
+        self.status_message.emit(f"Slurm runs ended: {summary}")
+        self.queue_finished.emit()
+
+    def _on_runs_panel_runs_loaded(self, records) -> None:
+        if not self.is_busy() and self.slurm_runs.adopt(records):
+            self.monitor.append_log("Following the Slurm runs still queued or running in this workspace")
 
     # -- predictions -----------------------------------------------------------
 

@@ -30,6 +30,7 @@ from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.progress import Progress
 from iaa_desktop.core.training.remote import RemoteError, RemoteTarget
 from iaa_desktop.core.training.runs import RUN_SPEC_FILE, RunSpec, RunSpecError, save_spec
+from iaa_desktop.core.training.slurm_plan import SlurmRequest, cross_grid, slurm_request_problems
 from iaa_desktop.core.training.training_set import (
     TrainingSetError,
     TrainingSetInfo,
@@ -81,6 +82,9 @@ class RunRequest:
     remote_host: str = ""
     remote_python: str = "python3"
     remote_workdir: str = "iaa-desktop"
+    #: Submit to a Slurm cluster instead (``core.training.slurm``): one job per run, seeds crossed
+    #: with the request's backbone and α lists; ``None``: this computer or the SSH host.
+    slurm: SlurmRequest | None = None
 
 
 # --- choices ---------------------------------------------------------------------------------------
@@ -173,6 +177,10 @@ def request_problems(request: RunRequest) -> list[str]:
         remote_target(request)
     except RemoteError as exc:
         problems.append(str(exc)[0].upper() + str(exc)[1:] + ".")
+    if request.slurm is not None:
+        problems += slurm_request_problems(request.slurm)
+        if request.remote_host.strip():
+            problems.append("Train on Slurm or on an SSH host, not both.")
     return problems
 
 
@@ -187,7 +195,7 @@ def remote_target(request: RunRequest) -> RemoteTarget | None:
 
 
 def plan_specs(request: RunRequest, training_set: str | Path) -> list[RunSpec]:
-    """One validated ``RunSpec`` per seed; raises ``PlanError`` listing every problem."""
+    """One validated ``RunSpec`` per seed (Slurm: seed x backbone x α); ``PlanError`` lists the problems."""
     problems = request_problems(request)
     if problems:
         raise PlanError("\n".join(problems))
@@ -207,13 +215,22 @@ def plan_specs(request: RunRequest, training_set: str | Path) -> list[RunSpec]:
         except RunSpecError as exc:
             raise PlanError(str(exc)) from None
         specs.append(spec)
+    if request.slurm is not None:
+        try:
+            return cross_grid(specs, request.slurm)
+        except (RunSpecError, ValueError) as exc:
+            raise PlanError(str(exc)) from None
     return specs
 
 
-def new_run_dir(workspace: str | Path, spec: RunSpec, now: dt.datetime | None = None) -> Path:
-    """A fresh run folder ``runs/<YYYYmmdd-HHMMSS>-<mode>-<backbone>-s<seed>`` with ``run.json`` written."""
+def new_run_dir(workspace: str | Path, spec: RunSpec, now: dt.datetime | None = None, tag: str = "") -> Path:
+    """A fresh run folder ``runs/<YYYYmmdd-HHMMSS>-<mode>-<backbone>[-<tag>]-s<seed>``, ``run.json`` written.
+
+    ``tag`` tells apart runs of a grid that differ in more than backbone and seed (e.g. ``a0.25``).
+    """
     now = now or dt.datetime.now()
-    base = f"{now:%Y%m%d-%H%M%S}-{spec.mode}-{re.sub(r'[^A-Za-z0-9_.-]', '_', spec.backbone)}-s{spec.seed}"
+    backbone = re.sub(r'[^A-Za-z0-9_.-]', '_', spec.backbone) + (f"-{tag}" if tag else "")
+    base = f"{now:%Y%m%d-%H%M%S}-{spec.mode}-{backbone}-s{spec.seed}"
     folder = runs_dir(workspace)
     folder.mkdir(parents=True, exist_ok=True)
     run_dir, n = folder / base, 1

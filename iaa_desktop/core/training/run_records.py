@@ -16,7 +16,11 @@ Status of a run:
                 no live process (killed, power cut); ``--resume`` goes on
 ``failed``      any other ``error`` event (the message says why)
 ``pending``     no event yet and no live process
+``queued``      a Slurm job waiting in the queue (also after a requeue; ``core.training.slurm``)
 ==============  ===============================================================
+
+A run submitted to Slurm (``slurm.json`` in its folder) is ``queued`` or ``running``
+while ``squeue`` lists its job, then its events decide as above.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from iaa_desktop.core.workspace_paths import runs_dir
 
 PID_FILE = "trainer.pid"
 CANCELLED_MARKER = "cancelled"
-STATUSES = ("running", "finished", "cancelled", "interrupted", "failed", "pending")
+STATUSES = ("running", "finished", "cancelled", "interrupted", "failed", "pending", "queued")
 #: How the GUI names the trainer's modes.
 MODE_LABELS = {"regression": "IAA regressor", "classification": "Diagnosis only", "multitask": "Multi-task"}
 #: Metrics a comparison can be made on: name -> (label, higher is better).
@@ -191,8 +195,12 @@ def run_seconds(events: Sequence[dict]) -> float:
     return total + (last - start).total_seconds()
 
 
-def read_run_record(run_dir: str | Path, *, running: bool | None = None) -> RunRecord:
-    """The record of one run directory; ``running`` overrides the live-process check."""
+def read_run_record(run_dir: str | Path, *, running: bool | None = None,
+                    queue: dict[str, tuple[str, str]] | None = None) -> RunRecord:
+    """The record of one run directory; ``running`` overrides the live-process check.
+
+    ``queue``: Slurm's jobs (``slurm.squeue_states``) for a run submitted to Slurm.
+    """
     run_dir = Path(run_dir)
     events, _ = read_events(run_dir)
     spec = None
@@ -207,6 +215,10 @@ def read_run_record(run_dir: str | Path, *, running: bool | None = None) -> RunR
                 spec = None
     alive = pid_alive(run_dir) if running is None else running
     status, message = derive_status(events, alive=alive, cancelled=(run_dir / CANCELLED_MARKER).is_file())
+    if queue is not None and not alive:
+        from iaa_desktop.core.training.slurm import slurm_status
+
+        status, message = slurm_status(run_dir, queue) or (status, message)
     mode = spec.mode if spec else "regression"
     finished = next((e for e in reversed(events) if e.get("event") == "run_finished"), None)
     if finished is not None:
@@ -235,12 +247,29 @@ def scan_runs(workspace: str | Path, *, running: Iterable[str | Path] = ()) -> l
     if not folder.is_dir():
         return []
     live = {Path(p).resolve() for p in running}
+    run_dirs = [p for p in sorted(folder.iterdir()) if p.is_dir()
+                and ((p / "run.json").is_file() or (p / "events.jsonl").is_file())]
+    queue = _slurm_queue(run_dirs)
     records = []
-    for run_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        if not ((run_dir / "run.json").is_file() or (run_dir / "events.jsonl").is_file()):
-            continue
-        records.append(read_run_record(run_dir, running=True if run_dir.resolve() in live else None))
+    for run_dir in run_dirs:
+        records.append(read_run_record(run_dir, running=True if run_dir.resolve() in live else None,
+                                       queue=queue))
     return sorted(records, key=lambda r: (r.started or "~", r.run_id))
+
+
+def _slurm_queue(run_dirs: Sequence[Path]) -> dict[str, tuple[str, str]] | None:
+    """Slurm's queue when some run was submitted to Slurm (one ``squeue`` call), else ``None``.
+
+    ``None`` too when Slurm cannot be asked: the runs' events still say how they ended.
+    """
+    from iaa_desktop.core.training.slurm import SLURM_FILE, SlurmError, squeue_states
+
+    if not any((d / SLURM_FILE).is_file() for d in run_dirs):
+        return None
+    try:
+        return squeue_states()
+    except SlurmError:
+        return None
 
 
 # --- tables ----------------------------------------------------------------------------------------

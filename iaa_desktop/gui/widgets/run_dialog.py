@@ -36,6 +36,7 @@ from iaa_desktop.core.training.plan import (
     detect_devices,
     request_problems,
 )
+from iaa_desktop.gui.widgets.slurm_fields import SlurmFields
 
 _PRETRAINED = {"none": "None (random initialisation)", "timm": "timm (downloads ImageNet weights)",
                "file": "Local file…"}
@@ -130,13 +131,15 @@ class RunDialog(QDialog):
         self.where_combo = QComboBox(self)
         self.where_combo.addItem("This computer", "local")
         self.where_combo.addItem("Remote machine over SSH", "remote")
+        self.where_combo.addItem("Slurm cluster (sbatch on this machine)", "slurm")
+        self.slurm_fields = SlurmFields(initial.slurm, self)
         self.host_edit = QLineEdit(initial.remote_host, self)
         self.host_edit.setPlaceholderText("user@gpu-host (key-based SSH)")
         self.python_edit = QLineEdit(initial.remote_python, self)
         self.python_edit.setToolTip("The remote environment's python, with iaa-desktop[train] installed")
         self.workdir_edit = QLineEdit(initial.remote_workdir, self)
         self.workdir_edit.setToolTip("Remote folder for training sets and runs (relative to the home folder)")
-        self.where_combo.setCurrentIndex(1 if initial.remote_host else 0)
+        self.where_combo.setCurrentIndex(2 if initial.slurm else 1 if initial.remote_host else 0)
         self.where_combo.currentIndexChanged.connect(self._on_where_combo_changed)
 
         weights = QHBoxLayout()
@@ -181,6 +184,7 @@ class RunDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(note)
         layout.addLayout(form)
+        layout.addWidget(self.slurm_fields)
         layout.addWidget(self.problems_label)
         layout.addWidget(self.buttons)
 
@@ -236,7 +240,8 @@ class RunDialog(QDialog):
             input_size=self.size_spin.value(), seeds=self.seeds_edit.text(),
             device=str(self.device_combo.currentData()), pretrained=str(pretrained),
             split_source=str(self.split_combo.currentData()), split_seed=self.split_seed_spin.value(),
-            max_steps_per_epoch=self.steps_spin.value(), **self._remote_fields())
+            max_steps_per_epoch=self.steps_spin.value(), **self._remote_fields(),
+            slurm=self.slurm_fields.request() if self.where_combo.currentData() == "slurm" else None)
 
     def _remote_fields(self) -> dict:
         if self.where_combo.currentData() != "remote":
@@ -289,6 +294,8 @@ class RunDialog(QDialog):
         remote = self.where_combo.currentData() == "remote"
         for edit in (self.host_edit, self.python_edit, self.workdir_edit):
             edit.setEnabled(remote)
+        self.slurm_fields.setVisible(self.where_combo.currentData() == "slurm")
+        self.adjustSize()
 
     def _on_browse_button_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Pretrained weights", "",
