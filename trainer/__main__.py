@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backbone", help="timm model name, e.g. resnet18, efficientnet_b1, mobilenetv2_100")
     parser.add_argument("--pretrained", metavar="none|imagenet|FILE",
                         help="none (random initialisation); imagenet: ImageNet weights from timm's hub "
-                             "when reachable, else offline from the 'pretrained' extra (tf_efficientnet_lite0/1/2;"
-                             " inputs normalised as the weights expect); timm: the same as imagenet; "
+                             "when reachable, else offline from the 'pretrained' extra "
+                             "(tf_efficientnet_lite0/1/2; inputs normalised as the weights expect); "
+                             "timm: the same as imagenet; "
                              "or a local weights file (.safetensors/.pth)")
     parser.add_argument("--reg-loss", dest="reg_loss", choices=REG_LOSSES,
                         help="IAA loss on the bounded [0, 1] output (default l1: the best epoch is the one "

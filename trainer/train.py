@@ -324,7 +324,8 @@ def _with_model_normalization(table: TrainingTable, spec: RunSpec) -> TrainingTa
         norm = normalization_for(spec.backbone, pretrained=True)
     if norm is None:
         return table
-    return dataclasses.replace(table, mean=tuple(float(v) for v in norm[0]), std=tuple(float(v) for v in norm[1]))
+    mean, std = (tuple(float(v) for v in values) for values in norm)
+    return dataclasses.replace(table, mean=mean, std=std)
 
 
 def _read_summary(path: Path, up_to_epoch: int) -> list[dict]:

@@ -198,7 +198,8 @@ def test_pretrained_imagenet_offline_gives_a_clear_error(monkeypatch, reachable,
     monkeypatch.setattr(pretrained, "hub_reachable", lambda: reachable)
     monkeypatch.setattr(pretrained, "_in_hub_cache", lambda name: False)
     # resnet10t has no packaged weights: the message says which backbones do.
-    with pytest.raises(models.ModelError, match="need internet access.*offline ImageNet weights exist for tf_"):
+    with pytest.raises(models.ModelError,
+                       match="need internet access.*offline ImageNet weights exist for tf_"):
         models.build_model("resnet10t", "regression", pretrained=choice)
 
 

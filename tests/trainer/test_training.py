@@ -214,8 +214,10 @@ def test_iaa_predict_writes_predictions(training_set, tmp_path):
     summary = json.loads((tmp_path / "predictions.summary.json").read_text())
     test = frame[frame["split"] == "test"]
     assert summary["splits"]["test"]["n"] == len(test)
-    assert summary["splits"]["test"]["mae"] == pytest.approx((test["iaa_pred"] - test["iaa_true"]).abs().mean())
-    assert summary["splits"]["test"]["baseline_mae"] == pytest.approx((train_median - test["iaa_true"]).abs().mean())
+    test_mae = (test["iaa_pred"] - test["iaa_true"]).abs().mean()
+    assert summary["splits"]["test"]["mae"] == pytest.approx(test_mae)
+    baseline_mae = (train_median - test["iaa_true"]).abs().mean()
+    assert summary["splits"]["test"]["baseline_mae"] == pytest.approx(baseline_mae)
     assert frame["malignant_prob"].between(0, 1).all() and frame["iaa_pred"].notna().all()
     assert sorted(frame["split"].unique()) == ["test", "train", "val"]
 

@@ -311,7 +311,8 @@ class RunDialog(QDialog):
     def _on_backbone_combo_changed(self, *_args) -> None:
         if not hasattr(self, "pretrained_note"):
             return  # the backbone is set before the pretrained widgets exist
-        self.pretrained_note.setText(pretrained_note(self.backbone(), str(self.pretrained_combo.currentData())))
+        choice = str(self.pretrained_combo.currentData())
+        self.pretrained_note.setText(pretrained_note(self.backbone(), choice))
 
     def _on_split_combo_changed(self, *_args) -> None:
         self.split_seed_spin.setEnabled(True)
