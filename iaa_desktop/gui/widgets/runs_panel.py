@@ -36,6 +36,7 @@ from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.figures.export import export_figure
 from iaa_desktop.core.palette import OKABE_ITO
 from iaa_desktop.core.training.run_records import (
+    BASELINE_LABEL,
     METRICS,
     MODE_LABELS,
     RunRecord,
@@ -48,11 +49,14 @@ from iaa_desktop.core.training.run_records import (
 )
 
 _Index = QModelIndex | QPersistentModelIndex
+_BASELINE_PEN = pg.mkPen("#222", width=2, style=Qt.PenStyle.DashLine)
 _TASK_COLOURS = {"IAA regressor": OKABE_ITO["bluish_green"], "Diagnosis only": OKABE_ITO["blue"],
                  "Multi-task": OKABE_ITO["vermillion"]}
 HEADERS = {"run": "Run", "task": "Task", "backbone": "Backbone", "seed": "Seed", "status": "Status",
            "epochs": "Epochs", "best_epoch": "Best epoch", "val_balanced_accuracy": "Val bal. acc.",
            "val_mae": "Val MAE", "test_balanced_accuracy": "Test bal. acc.", "test_mae": "Test MAE",
+           "val_baseline_mae": "Val MAE, constant", "test_baseline_mae": "Test MAE, constant",
+           "mae_ratio": "MAE / constant", "baseline_mae": "Constant (training median)",
            "duration": "Duration", "device": "Device", "training_set": "Training set", "message": "Message",
            "n": "n", "mean": "Mean", "sd": "SD", "seeds": "Seeds", "values": "Values", "runs": "Runs"}
 
@@ -327,6 +331,10 @@ class RunsPanel(QWidget):
                 ys = [float(v) for v in str(values).split(";") if v]
                 self.plot.plot([x] * len(ys), ys, pen=None, symbol="o", symbolSize=6, symbolBrush="#222",
                                symbolPen=None)
+            self._draw_baseline(xs, part, width)
+        if self.metric() == "mae_ratio":  # the constant is 1 on this scale
+            self.plot.addItem(pg.InfiniteLine(1.0, angle=0, pen=_BASELINE_PEN))
+            self.plot.plot([], [], pen=_BASELINE_PEN, name=BASELINE_LABEL)
         self.plot.getAxis("bottom").setTicks([[(j, b.replace("\n", " / ")) for j, b in enumerate(backbones)]])
         self.plot.setXRange(-0.6, len(backbones) - 0.4, padding=0)
         high = max(1.0, float(np.nanmax(table["mean"] + np.nan_to_num(table["sd"]))) * 1.1) \
@@ -335,6 +343,17 @@ class RunsPanel(QWidget):
             self.plot.setYRange(0, high, padding=0)
         else:
             self.plot.enableAutoRange(axis="y")
+
+    def _draw_baseline(self, xs: np.ndarray, part: pd.DataFrame, width: float) -> None:
+        """A dashed mark over each MAE bar at the training-median constant's MAE (drawn, not computed)."""
+        if "baseline_mae" not in part.columns:
+            return
+        named = any(item.name() == BASELINE_LABEL for item in self.plot.plotItem.listDataItems())
+        for x, constant in zip(xs, part["baseline_mae"].to_numpy(dtype=float), strict=True):
+            if math.isfinite(constant):
+                self.plot.plot([x - width * 0.45, x + width * 0.45], [constant, constant], pen=_BASELINE_PEN,
+                               name=None if named else BASELINE_LABEL)
+                named = True
 
     def _update_buttons(self) -> None:
         selected = self.selected_records()
