@@ -104,7 +104,8 @@ def test_the_runs_comparison_shows_the_constant_and_the_ratio(qtbot, tmp_path):
     qtbot.addWidget(panel)
     with qtbot.waitSignal(panel.runs_loaded, timeout=10_000):
         panel.set_workspace(tmp_path / "ws")
-    headers = [panel.runs_model.headerData(i, Qt.Orientation.Horizontal) for i in range(panel.runs_model.columnCount())]
+    model = panel.runs_model
+    headers = [model.headerData(i, Qt.Orientation.Horizontal) for i in range(model.columnCount())]
     assert "Test MAE, constant" in headers and "MAE / constant" in headers
     panel.set_metric("mae")
     with qtbot.waitSignal(panel.comparison_changed):
