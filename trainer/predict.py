@@ -49,6 +49,8 @@ def grad_cam(model, images, head: str):
             raise ModelError(f"Grad-CAM needs a convolutional feature map; {model.backbone_name} gives "
                              f"shape {tuple(features.shape)}")
         out = layer(model.backbone.forward_head(features))
+        # The regression score is the head's value before the bounding sigmoid: the same ranking,
+        # without the sigmoid's vanishing gradient for IAA near 0 or 1.
         score = out[:, 0] if head == "regression" else out[:, 1]
         (grads,) = torch.autograd.grad(score.sum(), features)
     weights = grads.mean(dim=(2, 3), keepdim=True)
