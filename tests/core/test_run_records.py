@@ -226,7 +226,7 @@ def test_the_regression_comparison_sets_the_constant_beside_the_model(tmp_path):
     maes, constants = _regression_runs(ws)
     records = scan_runs(ws)
     table = comparison_table(records, "mae")
-    assert list(table.columns[-2:]) == ["baseline_mae", "mae_ratio"]
+    assert list(table.columns[4:8]) == ["mean", "sd", "baseline_mae", "mae_ratio"]
     row = table.iloc[0]
     assert row["mean"] == pytest.approx(np.mean(maes))
     assert row["baseline_mae"] == pytest.approx(np.mean(constants))
