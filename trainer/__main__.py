@@ -20,6 +20,7 @@ from pathlib import Path
 
 from iaa_desktop.core.training.runs import (
     LOG_FILE,
+    REG_LOSSES,
     RUN_SPEC_FILE,
     RunSpec,
     RunSpecError,
@@ -31,7 +32,7 @@ from iaa_desktop.core.training.runs import (
 OVERRIDES = {"data": "data", "mode": "mode", "backbone": "backbone", "pretrained": "pretrained",
              "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "alpha": "alpha", "seed": "seed",
              "device": "device", "max_steps": "max_steps_per_epoch", "num_workers": "num_workers",
-             "finetune_from": "finetune_from"}
+             "finetune_from": "finetune_from", "reg_loss": "reg_loss"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run directory (events.jsonl, summary.csv, checkpoints/)")
     parser.add_argument("--mode", choices=("regression", "classification", "multitask"))
     parser.add_argument("--backbone", help="timm model name, e.g. resnet18, efficientnet_b1, mobilenetv2_100")
-    parser.add_argument("--pretrained", help="none | timm | path to a weights file")
+    parser.add_argument("--pretrained", metavar="none|imagenet|FILE",
+                        help="none (random initialisation); imagenet: ImageNet weights from timm's hub "
+                             "when reachable, else offline from the 'pretrained' extra "
+                             "(tf_efficientnet_lite0/1/2; inputs normalised as the weights expect); "
+                             "timm: the same as imagenet; "
+                             "or a local weights file (.safetensors/.pth)")
+    parser.add_argument("--reg-loss", dest="reg_loss", choices=REG_LOSSES,
+                        help="IAA loss on the bounded [0, 1] output (default l1: the best epoch is the one "
+                             "with the lowest validation MAE)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, dest="batch_size")
     parser.add_argument("--lr", type=float)

@@ -72,6 +72,8 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
 def save_weights(model: torch.nn.Module, run_dir: str | Path, name: str, metadata: dict) -> Path:
     """Write ``<name>.safetensors`` then ``<name>.json`` (metadata); returns the weights path."""
     folder = checkpoint_dir(run_dir)
+    if getattr(model, "reg_head", None) is not None:
+        metadata = {"iaa_head": model.iaa_head, **metadata}  # tells bounded from legacy heads apart
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     header = {"backbone": str(metadata.get("backbone", "")), "mode": str(metadata.get("mode", ""))}
     weights = folder / f"{name}.safetensors"
@@ -94,6 +96,16 @@ def read_metadata(path: str | Path) -> dict:
     return values
 
 
+def iaa_head_of(meta: dict) -> str:
+    """The IAA head a checkpoint was trained with: ``sigmoid`` (bounded to [0, 1]), or ``linear``
+    for checkpoints written before the bound (their metadata has no ``iaa_head``)."""
+    head = meta.get("iaa_head", "linear")
+    if head not in ("sigmoid", "linear"):
+        raise CheckpointError(f"checkpoint metadata names an unknown IAA head {head!r} "
+                              "(written by a newer IAA Desktop?)")
+    return head
+
+
 def resolve_checkpoint(where: str | Path, name: str = "best") -> Path:
     """A ``.safetensors`` file from a run directory, its ``checkpoints/`` folder, or the file itself."""
     where = Path(where)
@@ -106,6 +118,8 @@ def resolve_checkpoint(where: str | Path, name: str = "best") -> Path:
 def load_weights(model: torch.nn.Module, path: str | Path, *, backbone: str, mode: str) -> dict:
     """Load weights into ``model`` after checking the metadata names the same backbone and mode.
 
+    The model's IAA head (bounded ``sigmoid`` or legacy ``linear``) must be the checkpoint's:
+    the two have the same tensors, so a mix-up would load silently and predict nonsense.
     Returns the metadata. Raises ``CheckpointError`` with a plain message otherwise.
     """
     path = Path(path)
@@ -122,6 +136,12 @@ def load_weights(model: torch.nn.Module, path: str | Path, *, backbone: str, mod
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the model ({exc})") from None
+    # The bounded and the legacy head have the same tensors: only the metadata tells them apart.
+    wanted = getattr(model, "iaa_head", None)
+    if wanted is not None and getattr(model, "reg_head", None) is not None and iaa_head_of(meta) != wanted:
+        raise CheckpointError(
+            f"{path}: checkpoint has a {iaa_head_of(meta)} IAA head, the model a {wanted} one; build the "
+            "model with the checkpoint's head (trainer.checkpoints.iaa_head_of)")
     return meta
 
 

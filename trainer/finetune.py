@@ -94,7 +94,8 @@ def build_finetune_model(spec: RunSpec, n_classes: int = len(CLASSES)) -> IAAMod
             f"{path}: cannot fine-tune from this checkpoint: it was trained as backbone={meta['backbone']}, "
             f"mode={meta['mode']}; this run is backbone={spec.backbone}, mode={spec.mode}")
     source_classes = list(meta.get("classes") or CLASSES)
-    model = IAAModel(meta["backbone"], meta["mode"], "none", n_classes=len(source_classes))
+    model = IAAModel(meta["backbone"], meta["mode"], "none", n_classes=len(source_classes),
+                     iaa_head=ckpt.iaa_head_of(meta))
     ckpt.load_weights(model, path, backbone=meta["backbone"], mode=meta["mode"])
     replaced = len(source_classes) != n_classes
     if replaced:

@@ -16,9 +16,13 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def regression_metrics(pred: np.ndarray, target: np.ndarray, malignant: np.ndarray | None = None
-                       ) -> dict[str, float]:
+def regression_metrics(pred: np.ndarray, target: np.ndarray, malignant: np.ndarray | None = None,
+                       baseline: float | None = None) -> dict[str, float]:
     """MAE, MSE, Pearson and Spearman over known targets (NaN skipped).
+
+    With ``baseline`` (the training split's median IAA), also ``baseline_mae``, the MAE of
+    predicting that constant for every image, and ``mae_ratio`` = ``mae / baseline_mae``:
+    below 1 the model beats the constant (the study: 0.108 / 0.131 = 0.82).
 
     With labels (1 malignant, 0 benign), also KS and Mann-Whitney U of the
     predicted IAA of malignant vs benign images (``ks_stat``, ``ks_p``, ``mwu_p``):
@@ -33,6 +37,8 @@ def regression_metrics(pred: np.ndarray, target: np.ndarray, malignant: np.ndarr
         out.update(mae=float(np.mean(np.abs(p - t))), mse=float(np.mean((p - t) ** 2)),
                    pearson=_pearson(p, t),
                    spearman=_pearson(stats.rankdata(p), stats.rankdata(t)) if p.size > 1 else NAN)
+    if baseline is not None:
+        out["baseline_mae"], out["mae_ratio"] = baseline_comparison(out["mae"], t, baseline)
     out.update(ks_stat=NAN, ks_p=NAN, mwu_p=NAN)
     if malignant is not None:
         malignant = np.asarray(malignant)
@@ -43,6 +49,23 @@ def regression_metrics(pred: np.ndarray, target: np.ndarray, malignant: np.ndarr
             if np.ptp(np.concatenate([mal, ben])) > 0:
                 out["mwu_p"] = float(stats.mannwhitneyu(mal, ben, alternative="two-sided").pvalue)
     return out
+
+
+def baseline_comparison(mae: float, target: np.ndarray, baseline: float) -> tuple[float, float]:
+    """(MAE of the constant ``baseline`` over the known ``target`` values, ``mae`` / that MAE)."""
+    target = np.asarray(target, dtype=np.float64)
+    target = target[~np.isnan(target)]
+    if not target.size or not math.isfinite(baseline):
+        return NAN, NAN
+    constant = float(np.mean(np.abs(target - baseline)))
+    return constant, (mae / constant if constant > 0 and math.isfinite(mae) else NAN)
+
+
+def training_median(iaa: np.ndarray) -> float:
+    """The median of the known IAA values (the constant baseline); NaN when none is known."""
+    iaa = np.asarray(iaa, dtype=np.float64)
+    iaa = iaa[~np.isnan(iaa)]
+    return float(np.median(iaa)) if iaa.size else NAN
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -80,11 +103,15 @@ def classification_metrics(prob_malignant: np.ndarray, labels: np.ndarray) -> di
             "f1_macro": float(np.mean(f1s)), "auroc": auroc(prob, labels)}
 
 
-def mode_metrics(mode: str, *, iaa_pred=None, iaa_true=None, prob=None, labels=None) -> dict[str, float]:
-    """The metrics of a mode: regression, classification, or both (multitask)."""
+def mode_metrics(mode: str, *, iaa_pred=None, iaa_true=None, prob=None, labels=None,
+                 iaa_baseline: float | None = None) -> dict[str, float]:
+    """The metrics of a mode: regression, classification, or both (multitask).
+
+    ``iaa_baseline``: the training median IAA, compared with (see ``regression_metrics``).
+    """
     out: dict[str, float] = {}
     if mode in ("regression", "multitask"):
-        out.update(regression_metrics(iaa_pred, iaa_true, labels))
+        out.update(regression_metrics(iaa_pred, iaa_true, labels, baseline=iaa_baseline))
     if mode in ("classification", "multitask"):
         out.update(classification_metrics(prob, labels))
     return out

@@ -1,7 +1,14 @@
-"""timm backbones with the reference's heads for IAA regression, diagnosis, or both."""
+"""timm backbones with the reference's heads for IAA regression, diagnosis, or both.
+
+The IAA head is bounded: a sigmoid after the reference's last Linear keeps every
+predicted IAA in [0, 1] (a Dice mean cannot leave it). Checkpoints written before the
+bound (no ``iaa_head`` in their metadata) had an unbounded Linear output; they still load
+as ``iaa_head="linear"`` and ``trainer.predict`` clips and flags their predictions.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import timm
@@ -13,6 +20,10 @@ from trainer.pretrained import PretrainedWeightsError, create_imagenet_model
 
 HEAD_HIDDEN = 256
 CLASSES = ("benign", "malignant")
+#: IAA head output: ``sigmoid`` (bounded to [0, 1], the default) or ``linear`` (checkpoints
+#: written before the bound; their predictions are clipped when read, see ``trainer.predict``).
+BOUNDED_HEAD, LEGACY_HEAD = "sigmoid", "linear"
+IAA_HEADS = (BOUNDED_HEAD, LEGACY_HEAD)
 
 
 class ModelError(IAAError):
@@ -87,15 +98,19 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
 class IAAModel(nn.Module):
     """A timm feature extractor and one or two heads; ``forward`` returns a dict.
 
-    ``iaa``: predicted IAA (N,), present for ``regression`` and ``multitask``;
+    ``iaa``: predicted IAA (N,), present for ``regression`` and ``multitask``, in [0, 1]
+    with the default ``iaa_head="sigmoid"`` (Grad-CAM uses the head's value before the sigmoid);
     ``logits``: benign/malignant logits (N, 2), for ``classification`` and ``multitask``.
     """
 
     def __init__(self, backbone: str, mode: str, pretrained: str = "none",
-                 n_classes: int = len(CLASSES)) -> None:
+                 n_classes: int = len(CLASSES), iaa_head: str = BOUNDED_HEAD) -> None:
         super().__init__()
+        if iaa_head not in IAA_HEADS:
+            raise ModelError(f"unknown IAA head {iaa_head!r}; expected one of {', '.join(IAA_HEADS)}")
         self.backbone_name = backbone
         self.mode = mode
+        self.iaa_head = iaa_head
         self.backbone = _create_backbone(backbone, pretrained)
         features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         self.reg_head = make_head(features, 1) if mode in ("regression", "multitask") else None
@@ -109,16 +124,31 @@ class IAAModel(nn.Module):
             getattr(self, name).eval()
         return self
 
+    def set_iaa_prior(self, value: float) -> None:
+        """Start the IAA head at ``value`` (e.g. the training median): its last bias, zero weights.
+
+        A bounded head that starts at the constant baseline only has to learn what beats it.
+        """
+        if self.reg_head is None or not math.isfinite(value):
+            return
+        last = self.reg_head[-1]
+        p = min(max(float(value), 0.01), 0.99)
+        with torch.no_grad():
+            last.bias.fill_(math.log(p / (1 - p)) if self.iaa_head == BOUNDED_HEAD else p)
+            last.weight.mul_(0.1)  # small, not zero: the features still reach the output
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.backbone(images)
         out = {}
         if self.reg_head is not None:
-            out["iaa"] = self.reg_head(features).squeeze(1)
+            raw = self.reg_head(features).squeeze(1)
+            out["iaa"] = torch.sigmoid(raw) if self.iaa_head == BOUNDED_HEAD else raw
         if self.cls_head is not None:
             out["logits"] = self.cls_head(features)
         return out
 
 
-def build_model(backbone: str, mode: str, pretrained: str = "none") -> IAAModel:
+def build_model(backbone: str, mode: str, pretrained: str = "none",
+                iaa_head: str = BOUNDED_HEAD) -> IAAModel:
     """The model of a run spec (see ``IAAModel``)."""
-    return IAAModel(backbone, mode, pretrained)
+    return IAAModel(backbone, mode, pretrained, iaa_head=iaa_head)

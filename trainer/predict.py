@@ -49,6 +49,8 @@ def grad_cam(model, images, head: str):
             raise ModelError(f"Grad-CAM needs a convolutional feature map; {model.backbone_name} gives "
                              f"shape {tuple(features.shape)}")
         out = layer(model.backbone.forward_head(features))
+        # The regression score is the head's value before the bounding sigmoid: the same ranking,
+        # without the sigmoid's vanishing gradient for IAA near 0 or 1.
         score = out[:, 0] if head == "regression" else out[:, 1]
         (grads,) = torch.autograd.grad(score.sum(), features)
     weights = grads.mean(dim=(2, 3), keepdim=True)
@@ -87,8 +89,13 @@ def predict_training_set(checkpoint: str | Path, data: str | Path, *, device: st
 
     Columns: ``image_id``, ``split``, ``iaa_true`` (NaN unknown), ``malignant_true``
     (-1 unknown), and ``iaa_pred`` and/or ``malignant_prob`` as the model's mode gives.
-    Images are normalised with the checkpoint's mean/std. With ``cam`` (a head),
-    Grad-CAM heatmaps go to ``cam_dir`` (see ``write_cams``).
+    With an IAA head also ``iaa_baseline`` (the training split's median IAA, the constant
+    the model must beat; absent for checkpoints that did not record it) and ``iaa_clipped``:
+    ``iaa_pred`` always lies in [0, 1]; a checkpoint from before the bounded head
+    (``trainer.models``) is clipped there, and ``iaa_clipped`` marks the images it moved.
+    Images are normalised with the checkpoint's mean/std (the backbone's pretrained
+    configuration for ImageNet weights). With ``cam`` (a head), Grad-CAM heatmaps go to
+    ``cam_dir`` (see ``write_cams``).
     """
     from torch.utils.data import DataLoader
 
@@ -99,7 +106,7 @@ def predict_training_set(checkpoint: str | Path, data: str | Path, *, device: st
 
     path = ckpt.resolve_checkpoint(checkpoint, which)
     meta = ckpt.read_metadata(path)
-    model = build_model(meta["backbone"], meta["mode"])
+    model = build_model(meta["backbone"], meta["mode"], iaa_head=ckpt.iaa_head_of(meta))
     ckpt.load_weights(model, path, backbone=meta["backbone"], mode=meta["mode"])
     table = read_table(data)
     norm = meta.get("normalization") or {}
@@ -122,10 +129,43 @@ def predict_training_set(checkpoint: str | Path, data: str | Path, *, device: st
     frame = pd.DataFrame({"image_id": table.image_id[rows], "split": table.split[rows],
                           "iaa_true": table.iaa[rows], "malignant_true": table.malignant[rows]})
     if out["iaa_pred"].size:
-        frame["iaa_pred"] = out["iaa_pred"]
+        pred = out["iaa_pred"].astype(np.float64)
+        outside = (pred < 0.0) | (pred > 1.0)
+        if outside.any():
+            log.warning("%s: %d of %d IAA predictions fell outside [0, 1] (a checkpoint with the old "
+                        "unbounded head); clipped and flagged in iaa_clipped", path, int(outside.sum()),
+                        outside.size)
+        frame["iaa_pred"] = np.clip(pred, 0.0, 1.0)
+        frame["iaa_clipped"] = outside
+        median = meta.get("iaa_training_median")
+        if median is not None:
+            frame["iaa_baseline"] = float(median)
     if out["prob"].size:
         frame["malignant_prob"] = out["prob"]
     return frame
+
+
+def baseline_summary(frame: pd.DataFrame) -> dict:
+    """MAE of the model and of the training-median constant per split (and ``all``) where IAA is known.
+
+    Empty when the frame has no predicted IAA, no baseline or no known IAA.
+    """
+    from trainer.metrics import regression_metrics
+
+    if not {"iaa_pred", "iaa_baseline"} <= set(frame.columns):
+        return {}
+    known = frame[frame["iaa_true"].notna()]
+    if known.empty:
+        return {}
+    baseline = float(known["iaa_baseline"].iloc[0])
+    groups = {"all": known, **{str(k): g for k, g in known.groupby("split") if str(k)}}
+    out = {}
+    for name, group in groups.items():
+        metrics = regression_metrics(group["iaa_pred"].to_numpy(), group["iaa_true"].to_numpy(),
+                                     baseline=baseline)
+        out[name] = {"n": len(group), "mae": metrics["mae"], "baseline_mae": metrics["baseline_mae"],
+                     "mae_ratio": metrics["mae_ratio"], "pearson": metrics["pearson"]}
+    return {"iaa_training_median": baseline, "splits": out}
 
 
 def image_folder_training_set(folder: Path, size: int, out_path: Path) -> Path:
@@ -178,14 +218,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          cam_dir=args.cam_dir or Path(args.out).parent / "cams")
             if Path(args.data).is_dir():
                 frame["split"] = ""  # a folder of images has no split
-        from trainer.checkpoints import _atomic
+        from trainer.checkpoints import _atomic, write_json
 
         _atomic(Path(args.out), lambda temp: frame.to_csv(temp, index=False))
+        summary = baseline_summary(frame)
+        if summary:
+            write_json(summary_path(args.out), summary)
     except IAAError as exc:
         print(f"iaa-predict: {exc}", file=sys.stderr)
         return 1
     print(f"iaa-predict: {len(frame)} predictions written to {args.out}")
+    for name, row in (summary.get("splits") or {}).items():
+        print(f"iaa-predict: {name}: IAA MAE {row['mae']:.4f} vs {row['baseline_mae']:.4f} for the training "
+              f"median {summary['iaa_training_median']:.3f} (ratio {row['mae_ratio']:.3f}, n={row['n']})")
     return 0
+
+
+def summary_path(out: str | Path) -> Path:
+    """``predictions.summary.json`` beside ``predictions.csv``: the model's and the baseline's MAE."""
+    out = Path(out)
+    return out.with_name(out.stem + ".summary.json")
 
 
 if __name__ == "__main__":

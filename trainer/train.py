@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import logging
 import math
 import os
@@ -20,16 +21,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from iaa_desktop.core.errors import IAAError
+from iaa_desktop.core.training.backbones import is_imagenet
 from iaa_desktop.core.training.runs import RUN_SPEC_FILE, SUMMARY_FILE, RunSpec, append_event, save_spec
 from trainer import checkpoints as ckpt
 from trainer.data import H5ImageDataset, TrainingTable, normalize, read_table, select_indices
 from trainer.losses import TaskLoss, class_weights
-from trainer.metrics import is_better, mode_metrics, selection_metric
+from trainer.metrics import is_better, mode_metrics, selection_metric, training_median
 from trainer.models import CLASSES, IAAModel, build_model
 
 log = logging.getLogger(__name__)
 
-REGRESSION_METRICS = ("mae", "mse", "pearson", "spearman", "ks_stat", "ks_p", "mwu_p")
+#: ``baseline_mae``: MAE of predicting the training median for every image; ``mae_ratio``: mae / that.
+REGRESSION_METRICS = ("mae", "baseline_mae", "mae_ratio", "mse", "pearson", "spearman", "ks_stat", "ks_p",
+                      "mwu_p")
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "auroc")
 
 
@@ -151,10 +155,14 @@ def predict(model: IAAModel, loader: DataLoader, device: torch.device,
 
 
 def validate(model: IAAModel, loader: DataLoader, loss_fn: TaskLoss, device: torch.device,
-             amp: bool = False) -> dict[str, float]:
-    """Loss and the mode's metrics (see ``trainer.metrics``) over ``loader``; NaN where undefined."""
+             amp: bool = False, iaa_baseline: float | None = None) -> dict[str, float]:
+    """Loss and the mode's metrics (see ``trainer.metrics``) over ``loader``; NaN where undefined.
+
+    ``iaa_baseline``: the training median IAA, whose MAE is reported beside the model's.
+    """
     if len(loader.dataset) == 0:
-        return {name: math.nan for name in metric_names(model.mode)}
+        return {name: math.nan for name in metric_names(model.mode)
+                if iaa_baseline is not None or name not in ("baseline_mae", "mae_ratio")}
     out = predict(model, loader, device, amp)
     outputs = {}
     if out["iaa_pred"].size:
@@ -165,7 +173,7 @@ def validate(model: IAAModel, loader: DataLoader, loss_fn: TaskLoss, device: tor
     # FocalLoss moves its class weights to the outputs' device: the loss is computed on the CPU here.
     loss = float(loss_fn(outputs, torch.from_numpy(out["iaa_true"]), torch.from_numpy(out["malignant_true"])))
     metrics = mode_metrics(model.mode, iaa_pred=out["iaa_pred"], iaa_true=out["iaa_true"],
-                           prob=out["prob"], labels=out["malignant_true"])
+                           prob=out["prob"], labels=out["malignant_true"], iaa_baseline=iaa_baseline)
     return {"loss": loss, **metrics}
 
 
@@ -233,6 +241,8 @@ class Run:
     scaler: torch.amp.GradScaler
     loaders: dict[str, DataLoader]
     ddp: Dist
+    #: Median IAA of the training split: the constant every regression figure is compared with.
+    iaa_median: float = math.nan
 
     @property
     def amp(self) -> bool:
@@ -246,6 +256,7 @@ class Run:
         return {"backbone": self.spec.backbone, "mode": self.spec.mode, "classes": list(CLASSES),
                 "input_size": self.table.input_size,
                 "normalization": {"mean": list(self.table.mean), "std": list(self.table.std)},
+                "iaa_head": self.net.iaa_head, "iaa_training_median": self.iaa_median,
                 "training_set_fingerprint": self.table.fingerprint, "epoch": epoch,
                 "metrics": metrics, "spec": self.spec.to_dict()}
 
@@ -257,7 +268,7 @@ def setup(spec: RunSpec, run_dir: Path, ddp: Dist | None = None) -> Run:
     if ddp.world > 1 and device.type == "cuda":
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
-    table = read_table(spec.data)
+    table = _with_model_normalization(read_table(spec.data), spec)
     seed_everything(spec.seed)
     # A fine-tune run trains the classifier alone (trainer.finetune), whatever the source's mode.
     task = "classification" if spec.finetune_from else spec.mode
@@ -276,6 +287,9 @@ def setup(spec: RunSpec, run_dir: Path, ddp: Dist | None = None) -> Run:
         net = build_finetune_model(spec).to(device)
     else:
         net = build_model(spec.backbone, spec.mode, spec.pretrained).to(device)
+    iaa_median = training_median(table.iaa[datasets["train"].indices])
+    if not spec.finetune_from:
+        net.set_iaa_prior(iaa_median)  # the bounded head starts at the constant baseline
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     model: torch.nn.Module = net
@@ -291,7 +305,27 @@ def setup(spec: RunSpec, run_dir: Path, ddp: Dist | None = None) -> Run:
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     loaders = {split: make_loader(ds, spec, device, split == "train", sampler if split == "train" else None)
                for split, ds in datasets.items()}
-    return Run(spec, run_dir, device, table, net, model, optimizer, scheduler, loss_fn, scaler, loaders, ddp)
+    return Run(spec, run_dir, device, table, net, model, optimizer, scheduler, loss_fn, scaler, loaders, ddp,
+               iaa_median if task != "classification" else math.nan)
+
+
+def _with_model_normalization(table: TrainingTable, spec: RunSpec) -> TrainingTable:
+    """The table with the mean/std the model expects: the source checkpoint's for a fine-tune,
+    the backbone's pretrained configuration for ImageNet weights, else the training set's own."""
+    norm = None
+    if spec.finetune_from:
+        from trainer.finetune import source_checkpoint
+
+        norm = source_checkpoint(spec.finetune_from)[1].get("normalization")
+        norm = (norm["mean"], norm["std"]) if norm else None
+    elif is_imagenet(spec.pretrained):
+        from trainer.pretrained import normalization_for
+
+        norm = normalization_for(spec.backbone, pretrained=True)
+    if norm is None:
+        return table
+    mean, std = (tuple(float(v) for v in values) for values in norm)
+    return dataclasses.replace(table, mean=mean, std=std)
 
 
 def _read_summary(path: Path, up_to_epoch: int) -> list[dict]:
@@ -343,7 +377,9 @@ def _run_epochs(run: Run, done: int, best: dict, resume: bool) -> dict:
     rows = _read_summary(run_dir / SUMMARY_FILE, done) if resume else []
     sizes = {split: len(loader.dataset) for split, loader in run.loaders.items()}
     run.event("run_started", spec=spec.to_dict(), device=str(run.device), n_images=sizes,
-              world_size=run.ddp.world, resumed_from_epoch=done if resume else None)
+              world_size=run.ddp.world, resumed_from_epoch=done if resume else None,
+              iaa_training_median=ckpt.jsonable(run.iaa_median),
+              normalization={"mean": list(run.table.mean), "std": list(run.table.std)})
     log.info("run %s: %s %s on %s, images %s%s", run_dir, spec.mode, spec.backbone, run.device, sizes,
              f", resuming after epoch {done}" if resume else "")
     for epoch in range(done + 1, spec.epochs + 1):
@@ -368,7 +404,7 @@ def _run_epochs(run: Run, done: int, best: dict, resume: bool) -> dict:
         train["loss"] = _mean_over_ranks(run.ddp, train["loss"], run.device)
         if not run.ddp.main:
             continue  # validation and checkpoints are rank 0's; the others go on training
-        val = validate(run.net, run.loaders["val"], run.loss_fn, run.device, run.amp)
+        val = validate(run.net, run.loaders["val"], run.loss_fn, run.device, run.amp, _baseline(run))
         rows.append({"epoch": epoch, "lr": repr(lr), "train_loss": repr(train["loss"]),
                      **{f"val_{k}": repr(float(v)) for k, v in val.items()}})
         run.event("epoch_end", epoch=epoch, epochs=spec.epochs, lr=lr, train_loss=train["loss"],
@@ -385,7 +421,12 @@ def _test(run: Run) -> dict[str, float]:
         return {}
     best_path = ckpt.resolve_checkpoint(run.run_dir, "best")
     ckpt.load_weights(run.net, best_path, backbone=run.spec.backbone, mode=run.spec.mode)
-    return validate(run.net, run.loaders["test"], run.loss_fn, run.device, run.amp)
+    return validate(run.net, run.loaders["test"], run.loss_fn, run.device, run.amp, _baseline(run))
+
+
+def _baseline(run: Run) -> float | None:
+    """The training median IAA for runs with an IAA head (``None`` for diagnosis only)."""
+    return None if math.isnan(run.iaa_median) else run.iaa_median
 
 
 def _error(run_dir: Path, message: str, ddp: Dist) -> int:
@@ -436,6 +477,7 @@ def run_training(spec: RunSpec, run_dir: str | Path, *, resume: bool = False) ->
             dist.destroy_process_group()
     run.event("run_finished", best_epoch=best["epoch"], best_metric=selection_metric(spec.mode)[0],
               best=ckpt.jsonable(best["metrics"]), test=ckpt.jsonable(test), world_size=ddp.world,
-              ranks_agree=agree, seconds=round(time.perf_counter() - started, 3))
+              ranks_agree=agree, seconds=round(time.perf_counter() - started, 3),
+              iaa_training_median=ckpt.jsonable(run.iaa_median))
     log.info("finished: best epoch %s, test %s", best["epoch"], test)
     return 0

@@ -87,3 +87,14 @@ def test_paths_sizes_and_heads(tmp_path):
     assert checkpoint_input_size(tmp_path / "run") == 64
     assert (default_cam_head("multitask"), default_cam_head("classification")) == ("regression",
                                                                                    "classification")
+
+
+def test_the_scatter_sets_the_training_median_constant_beside_the_model(tmp_path):
+    path = write_csv(tmp_path / "p.csv", iaa_pred=[0.85, 0.7, 0.75, 0.65], iaa_baseline=[0.86] * 4)
+    scatter = iaa_scatter(read_predictions(path))
+    true = np.array([0.9, 0.8, 0.6])
+    assert scatter.baseline == pytest.approx(0.86)
+    assert scatter.baseline_mae == pytest.approx(np.mean(np.abs(true - 0.86)))
+    assert scatter.mae_ratio == pytest.approx(scatter.mae / scatter.baseline_mae)
+    old = iaa_scatter(read_predictions(write_csv(tmp_path / "old.csv", iaa_pred=[0.85, 0.7, 0.75, 0.65])))
+    assert math.isnan(old.baseline_mae) and math.isnan(old.mae_ratio)

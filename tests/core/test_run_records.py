@@ -209,3 +209,41 @@ def test_runs_on_several_training_sets_compare_per_set(tmp_path):
     assert list(ph2["task"]) == ["Diagnosis only"] and ph2["n"].iloc[0] == 3
     written = export_figure(comparison_figure(table), tmp_path / "out" / "cross")
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def _regression_runs(workspace):
+    """Three regression seeds with test MAE and the training-median constant's MAE, as the trainer writes."""
+    maes, constants = [0.10, 0.11, 0.12], [0.13, 0.13, 0.14]
+    for seed, (mae, constant) in enumerate(zip(maes, constants, strict=True)):
+        val = {"mae": mae + 0.01, "baseline_mae": constant, "mae_ratio": (mae + 0.01) / constant}
+        make_run(workspace, f"reg-{seed}", mode="regression", seed=seed, vals=[val], end="finished",
+                 test={"mae": mae, "baseline_mae": constant, "mae_ratio": mae / constant})
+    return maes, constants
+
+
+def test_the_regression_comparison_sets_the_constant_beside_the_model(tmp_path):
+    ws = tmp_path / "ws"
+    maes, constants = _regression_runs(ws)
+    records = scan_runs(ws)
+    table = comparison_table(records, "mae")
+    assert list(table.columns[4:8]) == ["mean", "sd", "baseline_mae", "mae_ratio"]
+    row = table.iloc[0]
+    assert row["mean"] == pytest.approx(np.mean(maes))
+    assert row["baseline_mae"] == pytest.approx(np.mean(constants))
+    assert row["mae_ratio"] == pytest.approx(np.mean(maes) / np.mean(constants))
+    per_run = [m / c for m, c in zip(maes, constants, strict=True)]
+    assert comparison_table(records, "mae_ratio")["mean"].iloc[0] == pytest.approx(np.mean(per_run))
+    frame = records_frame(records)
+    assert frame["test_baseline_mae"].tolist() == pytest.approx(constants)
+    assert frame["mae_ratio"].tolist() == pytest.approx(per_run)
+    assert frame["val_baseline_mae"].tolist() == pytest.approx(constants)
+    written = export_figure(comparison_figure(table, "mae"), tmp_path / "out" / "mae")
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_runs_without_the_constant_leave_the_ratio_empty(tmp_path):
+    ws = tmp_path / "ws"
+    make_run(ws, "old", mode="regression", vals=[{"mae": 0.2}], end="finished", test={"mae": 0.2})
+    table = comparison_table(scan_runs(ws), "mae")
+    assert table["mean"].iloc[0] == pytest.approx(0.2)
+    assert math.isnan(table["baseline_mae"].iloc[0]) and math.isnan(table["mae_ratio"].iloc[0])

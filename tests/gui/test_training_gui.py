@@ -90,6 +90,7 @@ def test_tiny_training_from_the_dialog_then_predictions_and_the_runs_after_a_res
     dialog.steps_spin.setValue(2)
     dialog.seeds_edit.setText("0")
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+    dialog.pretrained_combo.setCurrentIndex(dialog.pretrained_combo.findData("none"))
     assert dialog.request() == TINY
     dialog.accept()
     wait_idle(qtbot, controller, ended, 1)
@@ -322,11 +323,11 @@ def test_run_dialog_validates_with_clear_messages(qtbot, tmp_path):
     assert accepted == [] and "backwards" in dialog.problems_label.text()
     assert "none.pt is not a file" in dialog.problems_label.text()
     dialog.seeds_edit.setText("0,1,2")
-    dialog.pretrained_combo.setCurrentIndex(dialog.pretrained_combo.findData("timm"))
+    dialog.pretrained_combo.setCurrentIndex(dialog.pretrained_combo.findData("imagenet"))
     dialog.backbone_combo.setCurrentIndex(1)
     dialog.accept()
     assert len(accepted) == 1 and accepted[0].seeds == "0,1,2" and accepted[0].backbone == "mobilenetv2_100"
-    assert accepted[0].pretrained == "timm" and dialog.problems_label.text() == ""
+    assert accepted[0].pretrained == "imagenet" and dialog.problems_label.text() == ""
 
 
 def test_run_dialog_detects_devices_in_the_background(qtbot):

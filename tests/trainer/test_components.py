@@ -184,14 +184,23 @@ def test_model_heads_per_mode():
     assert head[3].p == 0.5
 
 
-def test_pretrained_timm_offline_gives_a_clear_error(monkeypatch):
+@pytest.mark.parametrize("reachable", [True, False], ids=["hub-fails", "hub-unreachable"])
+@pytest.mark.parametrize("choice", ["imagenet", "timm"])
+def test_pretrained_imagenet_offline_gives_a_clear_error(monkeypatch, reachable, choice):
+    from trainer import pretrained
+
     def offline(name, pretrained=False, **kwargs):
-        raise OSError("could not reach huggingface.co")
+        if pretrained:
+            raise OSError("could not reach huggingface.co")
+        raise AssertionError("no model should be built without its weights")
 
     monkeypatch.setattr(models.timm, "create_model", offline)
+    monkeypatch.setattr(pretrained, "hub_reachable", lambda: reachable)
+    monkeypatch.setattr(pretrained, "_in_hub_cache", lambda name: False)
     # resnet10t has no packaged weights: the message says which backbones do.
-    with pytest.raises(models.ModelError, match="need internet access.*offline weights exist for tf_"):
-        models.build_model("resnet10t", "regression", pretrained="timm")
+    with pytest.raises(models.ModelError,
+                       match="need internet access.*offline ImageNet weights exist for tf_"):
+        models.build_model("resnet10t", "regression", pretrained=choice)
 
 
 def test_pretrained_from_a_local_weights_file(tmp_path):

@@ -205,8 +205,19 @@ def test_iaa_predict_writes_predictions(training_set, tmp_path):
                              "--device", "cpu"]) == 0
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["image_id", "split", "iaa_true", "malignant_true", "iaa_pred",
-                                   "malignant_prob"]
+                                   "iaa_clipped", "iaa_baseline", "malignant_prob"]
     assert len(frame) == 12 and frame["image_id"].is_unique
+    assert frame["iaa_pred"].between(0, 1).all() and not frame["iaa_clipped"].any()
+    # The constant to beat is the training split's median IAA, and the summary sets the two side by side.
+    train_median = float(frame.loc[frame["split"] == "train", "iaa_true"].median())
+    assert frame["iaa_baseline"].unique().tolist() == pytest.approx([train_median])
+    summary = json.loads((tmp_path / "predictions.summary.json").read_text())
+    test = frame[frame["split"] == "test"]
+    assert summary["splits"]["test"]["n"] == len(test)
+    test_mae = (test["iaa_pred"] - test["iaa_true"]).abs().mean()
+    assert summary["splits"]["test"]["mae"] == pytest.approx(test_mae)
+    baseline_mae = (train_median - test["iaa_true"]).abs().mean()
+    assert summary["splits"]["test"]["baseline_mae"] == pytest.approx(baseline_mae)
     assert frame["malignant_prob"].between(0, 1).all() and frame["iaa_pred"].notna().all()
     assert sorted(frame["split"].unique()) == ["test", "train", "val"]
 

@@ -28,6 +28,12 @@ import pandas as pd
 from iaa_desktop.core.dataset.model import Dataset
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.progress import Progress
+from iaa_desktop.core.training.backbones import (
+    DEFAULT_PRETRAINED_BACKBONE,
+    IMAGENET_CHOICES,
+    OFFLINE_WEIGHTS,
+    offline_weights_installed,
+)
 from iaa_desktop.core.training.remote import RemoteError, RemoteTarget
 from iaa_desktop.core.training.runs import RUN_SPEC_FILE, RunSpec, RunSpecError, save_spec
 from iaa_desktop.core.training.slurm_plan import SlurmRequest, cross_grid, slurm_request_problems
@@ -43,7 +49,7 @@ from iaa_desktop.core.workspace_paths import runs_dir, training_sets_dir
 #: Backbones offered first: the paper's three best (EfficientNet-B1, MobileNetV2, ResNet-18), then
 #: other timm CNNs (any timm name may be typed; Grad-CAM needs a convolutional feature map).
 PAPER_BACKBONES = ("efficientnet_b1", "mobilenetv2_100", "resnet18")
-BACKBONES = PAPER_BACKBONES + (
+BACKBONES = PAPER_BACKBONES + tuple(OFFLINE_WEIGHTS) + (
     "resnet10t", "resnet18d", "resnet26d", "resnet34", "resnet50", "resnext50_32x4d", "seresnext50_32x4d",
     "wide_resnet50_2", "efficientnet_b0", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4",
     "tf_efficientnetv2_s", "mobilenetv3_small_100", "mobilenetv3_large_100", "mnasnet_100", "lcnet_050",
@@ -88,6 +94,15 @@ class RunRequest:
 
 
 # --- choices ---------------------------------------------------------------------------------------
+
+def default_request() -> RunRequest:
+    """What the run dialog starts from: EfficientNet-Lite0 with ImageNet weights when those are
+    installed offline (ImageNet initialisation is what makes a classifier learn on ~2,000 images),
+    else the plain defaults."""
+    if offline_weights_installed(DEFAULT_PRETRAINED_BACKBONE):
+        return RunRequest(backbone=DEFAULT_PRETRAINED_BACKBONE, pretrained="imagenet")
+    return RunRequest()
+
 
 def parse_nvidia_smi(text: str) -> list[tuple[str, str]]:
     """``nvidia-smi -L`` output -> [("cuda:0", "cuda:0 - NVIDIA H100 ..."), ...]."""
@@ -165,7 +180,7 @@ def request_problems(request: RunRequest) -> list[str]:
     if not (device in ("auto", "cpu", "mps") or re.fullmatch(r"cuda(:\d+)?", device)):
         problems.append(f"Device must be auto, cpu or cuda:N, not {device!r}.")
     pretrained = request.pretrained.strip()
-    if pretrained not in ("none", "timm"):
+    if pretrained not in ("none", *IMAGENET_CHOICES):
         path = Path(pretrained).expanduser()
         if not path.is_file():
             problems.append(f"Pretrained weights: {pretrained} is not a file.")
@@ -200,7 +215,7 @@ def plan_specs(request: RunRequest, training_set: str | Path) -> list[RunSpec]:
     if problems:
         raise PlanError("\n".join(problems))
     pretrained = request.pretrained.strip()
-    if pretrained not in ("none", "timm"):
+    if pretrained not in ("none", *IMAGENET_CHOICES):
         pretrained = str(Path(pretrained).expanduser().resolve())
     specs = []
     for seed in parse_seeds(request.seeds):

@@ -84,6 +84,16 @@ class ScatterData:
     pearson_p: float
     #: 1 malignant, 0 benign, -1 unknown, per point (from the predictions' ``malignant_true``).
     malignant: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    #: The training split's median IAA (``iaa-predict``'s ``iaa_baseline``), NaN when not recorded,
+    #: and the MAE of predicting it for every point: the constant the model must beat.
+    baseline: float = math.nan
+    baseline_mae: float = math.nan
+
+    @property
+    def mae_ratio(self) -> float:
+        """The model's MAE over the constant's (below 1: the model beats the training median)."""
+        ok = math.isfinite(self.baseline_mae) and self.baseline_mae > 0
+        return self.mae / self.baseline_mae if ok else math.nan
 
     @property
     def n(self) -> int:
@@ -91,7 +101,7 @@ class ScatterData:
 
 
 def iaa_scatter(predictions: pd.DataFrame, true_iaa: pd.Series | None = None) -> ScatterData:
-    """Scatter data of ``predicted_iaa`` against the true IAA.
+    """Scatter data of ``predicted_iaa`` against the true IAA, with the training-median constant's MAE.
 
     ``true_iaa``: image id -> IAA (the dataset's image-level agreement); the
     predictions' own ``iaa_true`` column (the training set's) when ``None``.
@@ -120,7 +130,14 @@ def iaa_scatter(predictions: pd.DataFrame, true_iaa: pd.Series | None = None) ->
         malignant = labels.fillna(-1).to_numpy(dtype=int)
     else:
         malignant = np.full(len(joined), -1, dtype=int)
-    return ScatterData(tuple(str(i) for i in joined.index), true, predicted, mae, pearson, p, malignant)
+    baseline = math.nan
+    if "iaa_baseline" in predictions.columns:
+        values = pd.to_numeric(predictions["iaa_baseline"], errors="coerce").dropna()
+        baseline = float(values.iloc[0]) if len(values) else math.nan
+    baseline_mae = float(np.mean(np.abs(true - baseline))) if len(joined) and math.isfinite(baseline) \
+        else math.nan
+    return ScatterData(tuple(str(i) for i in joined.index), true, predicted, mae, pearson, p, malignant,
+                       baseline, baseline_mae)
 
 
 def cam_path(cam_dir: str | Path, image_id: str, head: str) -> Path:

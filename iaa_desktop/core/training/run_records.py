@@ -51,8 +51,13 @@ METRICS = {
     "accuracy": ("Accuracy", True),
     "f1_macro": ("Macro F1", True),
     "mae": ("IAA MAE", False),
+    #: The model's MAE over the MAE of predicting the training median for every image: < 1 beats it.
+    "mae_ratio": ("IAA MAE / constant", False),
+    "baseline_mae": ("IAA MAE of the constant (training median)", False),
     "pearson": ("IAA Pearson r", True),
 }
+#: The constant every regression figure is compared with, as the GUI names it.
+BASELINE_LABEL = "constant (training median)"
 
 
 class RunRecordError(IAAError):
@@ -297,16 +302,20 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
             "best_epoch": r.best_epoch if r.best_epoch is not None else np.nan,
             "val_balanced_accuracy": r.best_metrics.get("balanced_accuracy", np.nan),
             "val_mae": r.best_metrics.get("mae", np.nan),
+            "val_baseline_mae": r.best_metrics.get("baseline_mae", np.nan),
             "test_balanced_accuracy": r.test_metrics.get("balanced_accuracy", np.nan),
             "test_mae": r.test_metrics.get("mae", np.nan),
+            "test_baseline_mae": r.test_metrics.get("baseline_mae", np.nan),
+            "mae_ratio": r.metric("mae_ratio"),
             "duration": _fmt_seconds(r.seconds),
             "device": r.device,
             "training_set": Path(spec.data).name if spec and spec.data else "",
             "message": r.message,
         })
     return pd.DataFrame(rows, columns=["run", "task", "backbone", "seed", "status", "epochs", "best_epoch",
-                                       "val_balanced_accuracy", "val_mae", "test_balanced_accuracy",
-                                       "test_mae", "duration", "device", "training_set", "message"])
+                                       "val_balanced_accuracy", "val_mae", "val_baseline_mae",
+                                       "test_balanced_accuracy", "test_mae", "test_baseline_mae", "mae_ratio",
+                                       "duration", "device", "training_set", "message"])
 
 
 def comparison_table(records: Sequence[RunRecord], metric: str = "balanced_accuracy",
@@ -318,10 +327,14 @@ def comparison_table(records: Sequence[RunRecord], metric: str = "balanced_accur
     file stem), ``task``, ``backbone``, ``n`` (runs with a value), ``mean``, ``sd``
     (sample SD, NaN for one run), ``seeds`` and ``values`` (per run, ";"-joined),
     ``runs``. Runs without the metric (e.g. MAE of a diagnosis-only run) are left out.
+    For ``mae`` two more columns set the constant beside the model: ``baseline_mae`` (mean
+    over the runs of the training-median constant's MAE on the same images) and
+    ``mae_ratio`` (``mean / baseline_mae``; below 1 the model beats the constant).
     """
     if metric not in METRICS:
         raise RunRecordError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     rows: dict[tuple[str, str, str], list[tuple[int, float, str]]] = {}
+    baselines: dict[tuple[str, str, str], list[float]] = {}
     for r in records:
         if r.spec is None:
             continue
@@ -329,6 +342,7 @@ def comparison_table(records: Sequence[RunRecord], metric: str = "balanced_accur
         if math.isfinite(value):
             key = (Path(r.spec.data).stem if r.spec.data else "", r.spec.mode, r.spec.backbone)
             rows.setdefault(key, []).append((r.spec.seed, value, r.run_id))
+            baselines.setdefault(key, []).append(r.metric("baseline_mae", source))
     out = []
     order = {mode: i for i, mode in enumerate(MODE_LABELS)}
     for (dataset, mode, backbone), items in sorted(
@@ -341,8 +355,15 @@ def comparison_table(records: Sequence[RunRecord], metric: str = "balanced_accur
                     "seeds": ";".join(str(s) for s, _, _ in items),
                     "values": ";".join(f"{v:.4f}" for _, v, _ in items),
                     "runs": ";".join(run for _, _, run in items)})
-    return pd.DataFrame(out, columns=["dataset", "task", "backbone", "n", "mean", "sd", "seeds", "values",
-                                      "runs"])
+        if metric == "mae":
+            known = [b for b in baselines[(dataset, mode, backbone)] if math.isfinite(b)]
+            constant = float(np.mean(known)) if len(known) == len(items) else math.nan
+            out[-1]["baseline_mae"] = constant
+            out[-1]["mae_ratio"] = out[-1]["mean"] / constant if constant > 0 else math.nan
+    columns = ["dataset", "task", "backbone", "n", "mean", "sd", "seeds", "values", "runs"]
+    if metric == "mae":  # beside the model's mean, where the eye looks for it
+        columns[6:6] = ["baseline_mae", "mae_ratio"]
+    return pd.DataFrame(out, columns=columns)
 
 
 def write_comparison_csv(table: pd.DataFrame, path: str | Path) -> Path:
@@ -385,6 +406,7 @@ def comparison_figure(table: pd.DataFrame, metric: str = "balanced_accuracy"):
     with house_style():
         fig = new_figure(max(SINGLE_COLUMN_IN, 1.2 + 0.9 * len(backbones)), 2.6)
         ax = fig.add_subplot()
+        drawn_baseline = False
         for i, task in enumerate(tasks):
             part = table[table["task"] == task].set_index("group")
             xs, means, sds = [], [], []
@@ -400,12 +422,20 @@ def comparison_figure(table: pd.DataFrame, metric: str = "balanced_accuracy"):
             for x, backbone in zip(xs, [b for b in backbones if b in part.index], strict=True):
                 values = [float(v) for v in str(part.loc[backbone, "values"]).split(";") if v]
                 ax.plot([x] * len(values), values, "o", color="black", markersize=2.5, zorder=3)
+            if "baseline_mae" in part.columns:  # the constant to beat, dashed over each bar
+                for x, backbone in zip(xs, [b for b in backbones if b in part.index], strict=True):
+                    constant = float(part.loc[backbone, "baseline_mae"])
+                    if math.isfinite(constant):
+                        ax.hlines(constant, x - width * 0.45, x + width * 0.45, colors="black",
+                                  linestyles="--", linewidth=1.0, zorder=4,
+                                  label=None if drawn_baseline else BASELINE_LABEL)
+                        drawn_baseline = True
         ax.set_xticks(range(len(backbones)), backbones)
         ax.set_ylabel(label)
         ax.set_xlabel("Training set and backbone" if several else "Backbone")
         if METRICS.get(metric, ("", True))[1] and metric != "pearson":
             ax.set_ylim(0, 1.05)
-        ax.legend(loc="upper left", bbox_to_anchor=(0, 1.18), ncols=len(tasks))
+        ax.legend(loc="upper left", bbox_to_anchor=(0, 1.18), ncols=len(tasks) + int(drawn_baseline))
     return fig
 
 

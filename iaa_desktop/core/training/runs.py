@@ -51,7 +51,12 @@ class RunSpec:
 
     ``mode``: ``regression`` (IAA), ``classification`` (benign/malignant) or
     ``multitask`` (both; loss = alpha * L_cls + (1 - alpha) * L_reg).
-    ``pretrained``: ``none``, ``timm`` (timm's own download) or a weights file.
+    ``pretrained``: ``none``, ``imagenet`` (timm's hub when reachable, else the offline
+    weights of the ``pretrained`` extra, see ``core.training.backbones``; ``timm`` is the older
+    name of the same) or a weights file.
+    ``reg_loss``: the IAA loss on the bounded [0, 1] output; ``l1`` by default because the
+    figure that matters is the MAE (IAA has a long low tail: L1 aims at the conditional median,
+    MSE/SmoothL1 at the mean, which the median beats on MAE).
     ``max_steps_per_epoch``: 0 for whole epochs (tests use 1-2 steps).
     ``finetune_from``: the study's fine-tune protocol from that run's best checkpoint.
     """
@@ -69,7 +74,7 @@ class RunSpec:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
-    reg_loss: str = "smooth_l1"
+    reg_loss: str = "l1"
     cls_loss: str = "focal"
     focal_gamma: float = 2.0
     augment: bool = True

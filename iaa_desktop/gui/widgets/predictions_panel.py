@@ -74,6 +74,11 @@ class PredictionsPanel(QWidget):
         self.identity = pg.PlotCurveItem([0, 1], [0, 1], pen=pg.mkPen("#888", width=1,
                                                                       style=pg.QtCore.Qt.PenStyle.DashLine))
         self.plot.addItem(self.identity)
+        #: The training-median constant (a horizontal line): what the model's points must beat.
+        self.constant = pg.PlotCurveItem([], [], pen=pg.mkPen("#222", width=1.5,
+                                                              style=pg.QtCore.Qt.PenStyle.DotLine))
+        self.constant.setToolTip("constant (training median)")
+        self.plot.addItem(self.constant)
         self.points = pg.ScatterPlotItem(size=8, pen=pg.mkPen("#222", width=0.6),
                                          brush=pg.mkBrush(BENIGN), hoverable=True)
         self.points.sigClicked.connect(self._on_points_clicked)
@@ -168,12 +173,20 @@ class PredictionsPanel(QWidget):
                             or "o")
         pearson = "n/a" if math.isnan(scatter.pearson) else f"{scatter.pearson:.3f}"
         mae = "n/a" if math.isnan(scatter.mae) else f"{scatter.mae:.3f}"
-        self.stats_label.setText(f"MAE {mae}   Pearson r {pearson}   "
+        versus = ""
+        if math.isfinite(scatter.baseline_mae):
+            versus = (f" vs {scatter.baseline_mae:.3f} for the constant (training median "
+                      f"{scatter.baseline:.3f}), ratio {scatter.mae_ratio:.2f}")
+        self.stats_label.setText(f"MAE {mae}{versus}   Pearson r {pearson}   "
                                  f"n = {scatter.n:,} images with a true IAA")
         if scatter.n:
             low = float(min(scatter.true.min(), scatter.predicted.min(), 0.5))
             high = float(max(scatter.true.max(), scatter.predicted.max(), 1.0))
             self.identity.setData([low, high], [low, high])
+            if math.isfinite(scatter.baseline):  # the constant predicts the same for every image
+                self.constant.setData([low, high], [scatter.baseline, scatter.baseline])
+            else:
+                self.constant.setData([], [])
             margin = 0.03 * (high - low)
             self.plot.setRange(xRange=(low - margin, high + margin), yRange=(low - margin, high + margin),
                                padding=0)

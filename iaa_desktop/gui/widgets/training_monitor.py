@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from iaa_desktop.core.palette import OKABE_ITO
 from iaa_desktop.core.progress import Progress
-from iaa_desktop.core.training.run_records import METRICS, curves_from_events
+from iaa_desktop.core.training.run_records import BASELINE_LABEL, METRICS, curves_from_events
 
 #: Validation metrics drawn in the second plot, by mode.
 METRIC_CURVES = {
@@ -36,7 +36,10 @@ METRIC_CURVES = {
 }
 _COLOURS = {"train_loss": OKABE_ITO["blue"], "val_loss": OKABE_ITO["vermillion"],
             "val_balanced_accuracy": OKABE_ITO["blue"], "val_auroc": OKABE_ITO["bluish_green"],
-            "val_mae": OKABE_ITO["vermillion"], "val_pearson": OKABE_ITO["reddish_purple"]}
+            "val_mae": OKABE_ITO["vermillion"], "val_pearson": OKABE_ITO["reddish_purple"],
+            "val_baseline_mae": "#222222"}
+#: Dashed curves: validation loss, and the MAE of the training-median constant the model must beat.
+_DASHED = ("val_loss", "val_baseline_mae")
 LOG_LINES = 5000
 
 
@@ -222,15 +225,18 @@ class TrainingMonitor(QWidget):
         curves = curves_from_events(self.events)
         wanted = [("train_loss", "training", self.loss_plot), ("val_loss", "validation", self.loss_plot)]
         wanted += [(f"val_{m}", METRICS[m][0], self.metric_plot) for m in METRIC_CURVES.get(self.mode, ())]
+        if "mae" in METRIC_CURVES.get(self.mode, ()):
+            wanted.append(("val_baseline_mae", BASELINE_LABEL, self.metric_plot))
         for name, label, plot in wanted:
             xs, ys = curves.get(name, ([], []))
             item = self.curves.get(name)
             if item is None:
                 colour = _COLOURS.get(name, "#444")
-                dashed = name in ("val_loss", "val_mae")
+                dashed = name in _DASHED
                 pen = pg.mkPen(colour, width=2, style=pg.QtCore.Qt.PenStyle.DashLine if dashed else
                                pg.QtCore.Qt.PenStyle.SolidLine)
-                item = plot.plot([], [], pen=pen, symbol="o" if not dashed else "s", symbolSize=7,
+                symbol = None if name == "val_baseline_mae" else "s" if dashed else "o"
+                item = plot.plot([], [], pen=pen, symbol=symbol, symbolSize=7,
                                  symbolBrush=colour, symbolPen=colour, name=label)
                 self.curves[name] = item
             ys = [y if math.isfinite(y) else math.nan for y in ys]
