@@ -116,7 +116,8 @@ def diagnosis_comparison(results: pd.DataFrame) -> str:
             out.append(
                 f"| {stage} | {config} | {tta} | {len(pairs)} | {metric} | "
                 f"{_fmt(a.mean(), a.std(ddof=1))} | "
-                f"{_fmt(b.mean(), b.std(ddof=1))} | {diff.mean():+.3f} | [{low:+.3f}, {high:+.3f}] | {p:.3f} |"
+                f"{_fmt(b.mean(), b.std(ddof=1))} | {diff.mean():+.3f} | "
+                f"[{low:+.3f}, {high:+.3f}] | {p:.3f} |"
             )
     return "\n".join(out) + "\n"
 

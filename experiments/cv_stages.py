@@ -13,6 +13,7 @@ from trainer.features import extract_features, fit_logistic, fit_ridge, head_out
 from trainer.losses import TaskLoss, class_weights
 from trainer.models import build_model
 from trainer.pretrained import create_imagenet_model, normalization_for
+from trainer.recipe import init_iaa_output
 
 BACKBONE = "tf_efficientnet_lite0"
 TTA_KINDS = ("none", "flip", "flip_rot")
@@ -148,9 +149,7 @@ def fast_mode(
     model = build_model(BACKBONE, mode, "none")
     median = float(np.nanmedian(iaa[train]))
     if model.reg_head is not None:
-        with torch.no_grad():
-            model.reg_head[-1].weight.mul_(0.1)
-            model.reg_head[-1].bias.fill_(median)
+        init_iaa_output(model, median)
     loss_fn = TaskLoss(mode, reg_loss="l1", cls_loss="focal", weight=class_weights(malignant[train]))
     x = torch.from_numpy(features).float()
     train_heads(

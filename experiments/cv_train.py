@@ -105,13 +105,6 @@ def _autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _init_median(model: torch.nn.Module, median: float) -> None:
-    last = model.reg_head[-1]
-    with torch.no_grad():
-        last.weight.mul_(0.1)
-        last.bias.fill_(median)
-
-
 def train_and_predict(
     config: Config,
     mode: str,
@@ -146,7 +139,7 @@ def train_and_predict(
     train_t = torch.as_tensor(train_rows, device=device)
     iaa_train = iaa_all[train_t]
     if config.median_init and model.reg_head is not None:
-        _init_median(model, float(torch.nanmedian(iaa_train)))
+        recipe.init_iaa_output(model, float(torch.nanmedian(iaa_train)))
     weights = class_weights(images.malignant[train_t].cpu().numpy())
     loss_fn = TaskLoss(
         mode, reg_loss=config.reg_loss, cls_loss=config.cls_loss, alpha=config.alpha, weight=weights

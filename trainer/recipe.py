@@ -102,6 +102,18 @@ def build_scheduler(
     )
 
 
+def init_iaa_output(model: nn.Module, value: float) -> None:
+    """Make the IAA head start near ``value`` (the training median): last layer's weights x 0.1, bias = value.
+
+    A fresh head otherwise starts at an arbitrary offset and spends its first epochs (and, with
+    a low learning rate, much of the run) walking to the centre of the labels.
+    """
+    last = model.reg_head[-1]
+    with torch.no_grad():
+        last.weight.mul_(0.1)
+        last.bias.fill_(value)
+
+
 def set_backbone_frozen(model: nn.Module, frozen: bool) -> None:
     """Freeze (no gradients, eval-mode BatchNorm) or release the backbone of an ``IAAModel``.
 
