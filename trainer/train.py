@@ -334,6 +334,12 @@ def _resume(run: Run) -> tuple[int, dict]:
     state = ckpt.load_state(run.run_dir)
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
+    # The rate saved is the one after the last epoch of *that* run's schedule; a resumed run may
+    # train longer (more --epochs), and a cosine schedule depends on the length: recompute it.
+    factor = recipe.lr_factor(run.scheduler.last_epoch, schedule=run.spec.schedule, epochs=run.spec.epochs,
+                              lr_step=run.spec.lr_step, lr_gamma=run.spec.lr_gamma)
+    for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs, strict=True):
+        group["lr"] = base * factor
     ckpt.set_rng_state(state["rng"])
     return int(state["epoch"]), dict(state["best"])
 
