@@ -103,15 +103,22 @@ def build_scheduler(
 
 
 def init_iaa_output(model: nn.Module, value: float) -> None:
-    """Make the IAA head start near ``value`` (the training median): last layer's weights x 0.1, bias = value.
+    """Make the IAA head start near ``value`` (the training median): last Linear's weights x 0.1, bias set.
 
     A fresh head otherwise starts at an arbitrary offset and spends its first epochs (and, with
-    a low learning rate, much of the run) walking to the centre of the labels.
+    a low learning rate, much of the run) walking to the centre of the labels. When a
+    ``nn.Sigmoid`` follows the last Linear (a head bounded to [0, 1]) the bias is logit(value).
     """
-    last = model.reg_head[-1]
+    modules = list(model.reg_head.modules())
+    linear_at = max(i for i, m in enumerate(modules) if isinstance(m, nn.Linear))
+    last = modules[linear_at]
+    bias = value
+    if any(isinstance(m, nn.Sigmoid) for m in modules[linear_at + 1:]):
+        clipped = min(max(value, 1e-4), 1 - 1e-4)
+        bias = math.log(clipped / (1 - clipped))
     with torch.no_grad():
         last.weight.mul_(0.1)
-        last.bias.fill_(value)
+        last.bias.fill_(bias)
 
 
 def set_backbone_frozen(model: nn.Module, frozen: bool) -> None:

@@ -105,6 +105,15 @@ def test_iaa_output_starts_at_the_given_value(model):
     assert float(iaa.mean()) == pytest.approx(0.86, abs=0.1)
 
 
+def test_iaa_output_start_accounts_for_a_sigmoid_bounded_head(model):
+    model.reg_head.append(torch.nn.Sigmoid())
+    recipe.init_iaa_output(model, 0.86)
+    model.eval()
+    with torch.no_grad():
+        iaa = model(torch.rand(8, 3, 32, 32))["iaa"]
+    assert float(iaa.mean()) == pytest.approx(0.86, abs=0.05)
+
+
 def test_ridge_recovers_a_linear_signal_with_the_median_intercept():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 5))
