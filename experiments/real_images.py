@@ -63,7 +63,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs-reg", type=int, default=15)
     parser.add_argument("--epochs-cls", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW, iaa-train's default optimizer")
     args = parser.parse_args()
     if not IMAGE_LEVEL.exists():
         print(f"real data not found under {SHARED}", file=sys.stderr)

@@ -32,7 +32,9 @@ from iaa_desktop.core.training.runs import (
 OVERRIDES = {"data": "data", "mode": "mode", "backbone": "backbone", "pretrained": "pretrained",
              "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "alpha": "alpha", "seed": "seed",
              "device": "device", "max_steps": "max_steps_per_epoch", "num_workers": "num_workers",
-             "finetune_from": "finetune_from", "reg_loss": "reg_loss"}
+             "finetune_from": "finetune_from", "reg_loss": "reg_loss", "optimizer": "optimizer",
+             "schedule": "schedule", "backbone_lr_mult": "backbone_lr_mult", "freeze_epochs": "freeze_epochs",
+             "tta": "tta", "weight_decay": "weight_decay", "fast": "fast"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=int, dest="num_workers")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 when sharing cores with a GUI)")
     parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    recipe = parser.add_argument_group("recipe (README: Fine-tuning recipe)")
+    recipe.add_argument("--optimizer", choices=("adamw", "sgd"))
+    recipe.add_argument("--schedule", choices=("cosine", "step"),
+                        help="cosine to 0, or step (lr_step/lr_gamma)")
+    recipe.add_argument("--weight-decay", type=float, dest="weight_decay")
+    recipe.add_argument("--backbone-lr-mult", type=float, dest="backbone_lr_mult",
+                        help="the backbone learns at lr x this, the heads at lr")
+    recipe.add_argument("--freeze-epochs", type=int, dest="freeze_epochs",
+                        help="first epochs train the heads alone (pretrained backbone frozen)")
+    recipe.add_argument("--tta", choices=("none", "flip", "flip_rot"),
+                        help="test-time augmentation at evaluation")
+    recipe.add_argument("--fast", action="store_const", const=True, default=None,
+                        help="fast mode: backbone frozen, features computed once, heads trained in seconds")
     parser.add_argument("--finetune-from", dest="finetune_from", metavar="SOURCE_RUN",
                         help="fine-tune from that run's best checkpoint (its backbone and mode; IAA head "
                              "frozen, classifier trained with focal loss)")

@@ -24,6 +24,7 @@ from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.training.backbones import is_imagenet
 from iaa_desktop.core.training.runs import RUN_SPEC_FILE, SUMMARY_FILE, RunSpec, append_event, save_spec
 from trainer import checkpoints as ckpt
+from trainer import recipe
 from trainer.data import H5ImageDataset, TrainingTable, normalize, read_table, select_indices
 from trainer.losses import TaskLoss, class_weights
 from trainer.metrics import is_better, mode_metrics, selection_metric, training_median
@@ -136,14 +137,17 @@ def train_one_epoch(model: IAAModel, loader: DataLoader, optimizer: torch.optim.
 
 @torch.no_grad()
 def predict(model: IAAModel, loader: DataLoader, device: torch.device,
-            amp: bool = False) -> dict[str, np.ndarray]:
-    """Outputs over ``loader`` in order: ``row``, ``iaa_true``, ``malignant_true``, ``iaa_pred``, ``prob``."""
+            amp: bool = False, tta: str = "none") -> dict[str, np.ndarray]:
+    """Outputs over ``loader`` in order: ``row``, ``iaa_true``, ``malignant_true``, ``iaa_pred``, ``prob``.
+
+    ``tta``: test-time augmentation averaged over (``trainer.recipe.tta_forward``).
+    """
     model.eval()
     parts: dict[str, list] = {"row": [], "iaa_true": [], "malignant_true": [], "iaa_pred": [], "prob": []}
     for batch in loader:
         batch = _to_device(batch, device, loader)
         with _autocast(device, amp):
-            outputs = model(batch["image"])
+            outputs = recipe.tta_forward(model, batch["image"], tta)
         parts["row"].append(batch["row"].cpu().numpy())
         parts["iaa_true"].append(batch["iaa"].cpu().numpy())
         parts["malignant_true"].append(batch["malignant"].cpu().numpy())
@@ -155,15 +159,16 @@ def predict(model: IAAModel, loader: DataLoader, device: torch.device,
 
 
 def validate(model: IAAModel, loader: DataLoader, loss_fn: TaskLoss, device: torch.device,
-             amp: bool = False, iaa_baseline: float | None = None) -> dict[str, float]:
+             amp: bool = False, iaa_baseline: float | None = None, tta: str = "none") -> dict[str, float]:
     """Loss and the mode's metrics (see ``trainer.metrics``) over ``loader``; NaN where undefined.
 
     ``iaa_baseline``: the training median IAA, whose MAE is reported beside the model's.
+    ``tta``: test-time augmentation of the predictions (``trainer.recipe``).
     """
     if len(loader.dataset) == 0:
         return {name: math.nan for name in metric_names(model.mode)
                 if iaa_baseline is not None or name not in ("baseline_mae", "mae_ratio")}
-    out = predict(model, loader, device, amp)
+    out = predict(model, loader, device, amp, tta)
     outputs = {}
     if out["iaa_pred"].size:
         outputs["iaa"] = torch.from_numpy(out["iaa_pred"])
@@ -236,7 +241,7 @@ class Run:
     net: IAAModel  # the model itself; ``model`` may be its DDP wrapper
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.StepLR
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     loss_fn: TaskLoss
     scaler: torch.amp.GradScaler
     loaders: dict[str, DataLoader]
@@ -262,7 +267,7 @@ class Run:
 
 
 def setup(spec: RunSpec, run_dir: Path, ddp: Dist | None = None) -> Run:
-    """Device, data, model, loss, optimizer (SGD Nesterov) and StepLR of a spec; DDP under torchrun."""
+    """Device, data, model, loss, optimizer and schedule (``trainer.recipe``) of a spec; DDP (torchrun)."""
     ddp = ddp or Dist()
     device = resolve_device(spec.device)
     if ddp.world > 1 and device.type == "cuda":
@@ -298,10 +303,12 @@ def setup(spec: RunSpec, run_dir: Path, ddp: Dist | None = None) -> Run:
         model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         sampler = DistributedSampler(datasets["train"], num_replicas=ddp.world, rank=ddp.rank, shuffle=True,
                                      seed=spec.seed, drop_last=True)
-    trainable = [p for p in model.parameters() if p.requires_grad]  # a fine-tune run's IAA head is frozen
-    optimizer = torch.optim.SGD(trainable, lr=spec.lr, momentum=spec.momentum,
-                                nesterov=spec.nesterov, weight_decay=spec.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=spec.lr_step, gamma=spec.lr_gamma)
+    # Groups from the unwrapped model (DDP prefixes names); a fine-tune run's frozen IAA head is left out.
+    optimizer = recipe.build_optimizer(net, optimizer=spec.optimizer, lr=spec.lr,
+                                       backbone_lr_mult=spec.backbone_lr_mult, weight_decay=spec.weight_decay,
+                                       momentum=spec.momentum, nesterov=spec.nesterov)
+    scheduler = recipe.build_scheduler(optimizer, schedule=spec.schedule, epochs=spec.epochs,
+                                       lr_step=spec.lr_step, lr_gamma=spec.lr_gamma)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     loaders = {split: make_loader(ds, spec, device, split == "train", sampler if split == "train" else None)
                for split, ds in datasets.items()}
@@ -328,6 +335,11 @@ def _with_model_normalization(table: TrainingTable, spec: RunSpec) -> TrainingTa
     return dataclasses.replace(table, mean=mean, std=std)
 
 
+def _pretrained(spec: RunSpec) -> bool:
+    """Whether the backbone starts from learned weights (the frozen warm-up only makes sense then)."""
+    return spec.pretrained not in ("", "none") or bool(spec.finetune_from)
+
+
 def _read_summary(path: Path, up_to_epoch: int) -> list[dict]:
     if not path.is_file():
         return []
@@ -351,6 +363,12 @@ def _resume(run: Run) -> tuple[int, dict]:
     state = ckpt.load_state(run.run_dir)
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
+    # The rate saved is the one after the last epoch of *that* run's schedule; a resumed run may
+    # train longer (more --epochs), and a cosine schedule depends on the length: recompute it.
+    factor = recipe.lr_factor(run.scheduler.last_epoch, schedule=run.spec.schedule, epochs=run.spec.epochs,
+                              lr_step=run.spec.lr_step, lr_gamma=run.spec.lr_gamma)
+    for group, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs, strict=True):
+        group["lr"] = base * factor
     ckpt.set_rng_state(state["rng"])
     return int(state["epoch"]), dict(state["best"])
 
@@ -389,7 +407,9 @@ def _run_epochs(run: Run, done: int, best: dict, resume: bool) -> dict:
         sampler = run.loaders["train"].sampler
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
-        lr = run.optimizer.param_groups[0]["lr"]
+        freeze = epoch <= spec.freeze_epochs and _pretrained(spec) and run.ddp.world == 1
+        recipe.set_backbone_frozen(run.net, freeze)
+        lr = max(group["lr"] for group in run.optimizer.param_groups)  # the heads' rate
         n_batches = len(run.loaders["train"]) if spec.max_steps_per_epoch <= 0 \
             else min(len(run.loaders["train"]), spec.max_steps_per_epoch)
         every = max(1, n_batches // 10)
@@ -404,7 +424,8 @@ def _run_epochs(run: Run, done: int, best: dict, resume: bool) -> dict:
         train["loss"] = _mean_over_ranks(run.ddp, train["loss"], run.device)
         if not run.ddp.main:
             continue  # validation and checkpoints are rank 0's; the others go on training
-        val = validate(run.net, run.loaders["val"], run.loss_fn, run.device, run.amp, _baseline(run))
+        val = validate(run.net, run.loaders["val"], run.loss_fn, run.device, run.amp, _baseline(run),
+                       spec.tta)
         rows.append({"epoch": epoch, "lr": repr(lr), "train_loss": repr(train["loss"]),
                      **{f"val_{k}": repr(float(v)) for k, v in val.items()}})
         run.event("epoch_end", epoch=epoch, epochs=spec.epochs, lr=lr, train_loss=train["loss"],
@@ -421,7 +442,8 @@ def _test(run: Run) -> dict[str, float]:
         return {}
     best_path = ckpt.resolve_checkpoint(run.run_dir, "best")
     ckpt.load_weights(run.net, best_path, backbone=run.spec.backbone, mode=run.spec.mode)
-    return validate(run.net, run.loaders["test"], run.loss_fn, run.device, run.amp, _baseline(run))
+    return validate(run.net, run.loaders["test"], run.loss_fn, run.device, run.amp, _baseline(run),
+                    run.spec.tta)
 
 
 def _baseline(run: Run) -> float | None:
@@ -448,6 +470,8 @@ def run_training(spec: RunSpec, run_dir: str | Path, *, resume: bool = False) ->
     ddp = Dist()
     try:
         spec.validate()
+        if spec.fast and resume:
+            raise TrainingError("a fast-mode run takes seconds: start it again instead of --resume")
         ddp = init_distributed(spec.device)
         run = setup(spec, run_dir, ddp)
         try:
@@ -455,7 +479,12 @@ def run_training(spec: RunSpec, run_dir: str | Path, *, resume: bool = False) ->
             done, best = _resume(run) if resume else (0, {"epoch": None, "value": None, "metrics": {}})
             if ddp.main:
                 save_spec(spec, run_dir / RUN_SPEC_FILE)
-            best = _run_epochs(run, done, best, resume)
+            if spec.fast:
+                from trainer.fast import run_fast
+
+                best = run_fast(run, _save_epoch)
+            else:
+                best = _run_epochs(run, done, best, resume)
             agree = _ranks_agree(ddp, run.net, run.device)
             test = _test(run) if ddp.main else {}
         finally:

@@ -23,7 +23,7 @@ from iaa_desktop.core.training.plan import (
     request_problems,
     training_set_path,
 )
-from iaa_desktop.core.training.runs import load_spec
+from iaa_desktop.core.training.runs import RunSpec, load_spec
 
 SIZE = 32
 
@@ -170,3 +170,12 @@ def test_lesions_a_reviewer_excluded_are_left_out_and_a_changed_exclusion_export
     assert _prepare(dataset, ws, excluded_ids=excluded).reused
     assert not _prepare(dataset, ws).reused  # the reviewer restored them: export again
     assert _prepare(dataset, ws).reused
+
+
+def test_fast_mode_reaches_the_spec_and_needs_pretrained_weights(tmp_path):
+    assert RunRequest().lr == RunSpec().lr  # the dialog starts from the trainer's measured default
+    refused = request_problems(RunRequest(fast=True, pretrained="none"))
+    assert refused == ["Fast mode trains only the heads on a frozen backbone: choose pretrained weights."]
+    specs = plan_specs(RunRequest(fast=True, pretrained="timm", seeds="0,1"), tmp_path / "set.h5")
+    assert [s.fast for s in specs] == [True, True]
+    assert not plan_specs(RunRequest(pretrained="timm"), tmp_path / "set.h5")[0].fast

@@ -328,6 +328,9 @@ def test_run_dialog_validates_with_clear_messages(qtbot, tmp_path):
     dialog.accept()
     assert len(accepted) == 1 and accepted[0].seeds == "0,1,2" and accepted[0].backbone == "mobilenetv2_100"
     assert accepted[0].pretrained == "imagenet" and dialog.problems_label.text() == ""
+    assert not accepted[0].fast
+    dialog.fast_check.setChecked(True)
+    assert dialog.request().fast
 
 
 def test_run_dialog_detects_devices_in_the_background(qtbot):

@@ -17,12 +17,13 @@ from safetensors.torch import load_file
 from iaa_desktop.core.dataset import demo
 from iaa_desktop.core.dataset.io import load_dataset
 from iaa_desktop.core.progress import run_to_end
-from iaa_desktop.core.training.runs import EVENTS_FILE, load_spec, read_events
+from iaa_desktop.core.training.runs import EVENTS_FILE, RunSpec, load_spec, read_events
 from iaa_desktop.core.training.training_set import iter_export_training_set
 from trainer import losses
 from trainer import predict as predict_cli
 from trainer.__main__ import main
-from trainer.train import summary_columns
+from trainer.models import build_model
+from trainer.train import seed_everything, summary_columns
 
 BACKBONE = "resnet10t"
 
@@ -94,7 +95,8 @@ def test_each_mode_trains_and_writes_the_run_directory(training_set, tmp_path, m
     rows = _summary(run_dir)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert list(rows[0]) == summary_columns(mode)
-    assert float(rows[0]["lr"]) == pytest.approx(0.01)
+    assert float(rows[0]["lr"]) == pytest.approx(RunSpec().lr)  # cosine: the full rate in epoch 1
+    assert float(rows[1]["lr"]) == pytest.approx(RunSpec().lr * 0.5)  # halfway down after 1 of 2 epochs
     assert np.isfinite(float(rows[1]["train_loss"]))
 
     spec = load_spec(run_dir / "run.json")
@@ -116,7 +118,38 @@ def test_each_mode_trains_and_writes_the_run_directory(training_set, tmp_path, m
     assert json.loads((folder / "last.json").read_text())["epoch"] == 2
     state = torch.load(folder / "last_state.pt", weights_only=True)
     assert state["epoch"] == 2 and state["scheduler"]["last_epoch"] == 2
+    assert "exp_avg" in next(iter(state["optimizer"]["state"].values()))  # AdamW, the default
+
+
+def test_sgd_and_step_schedule_still_available(training_set, tmp_path):
+    run_dir = tmp_path / "sgd"
+    assert _train(training_set, run_dir, "--mode", "classification", "--epochs", "2", "--optimizer", "sgd",
+                  "--schedule", "step", "--lr", "0.01") == 0
+    state = torch.load(run_dir / "checkpoints" / "last_state.pt", weights_only=True)
     assert "momentum_buffer" in next(iter(state["optimizer"]["state"].values()))
+    assert [float(r["lr"]) for r in _summary(run_dir)] == pytest.approx([0.01, 0.01])  # step of 10 epochs
+
+
+def test_fast_mode_trains_the_heads_only_and_writes_a_usable_run(training_set, tmp_path):
+    run_dir = tmp_path / "fast"
+    assert _train(training_set, run_dir, "--mode", "multitask", "--epochs", "3", "--fast",
+                  "--tta", "flip") == 0
+    events = _events(run_dir)
+    assert [e["event"] for e in events if e["event"] == "epoch_end"] == ["epoch_end"] * 3
+    finished = events[-1]
+    assert finished["event"] == "run_finished" and {"mae", "balanced_accuracy"} <= set(finished["test"])
+    assert [r["epoch"] for r in _summary(run_dir)] == ["1", "2", "3"]
+    assert load_spec(run_dir / "run.json").fast
+    # The backbone is the one the run started from, BatchNorm statistics included; the heads moved.
+    seed_everything(0)
+    fresh = build_model(BACKBONE, "multitask", "none")
+    saved = load_file(run_dir / "checkpoints" / "last.safetensors")
+    for key, value in fresh.state_dict().items():
+        if key.startswith("backbone.") and value.is_floating_point():
+            assert torch.equal(saved[key], value), key
+    assert not torch.equal(saved["cls_head.0.weight"], fresh.state_dict()["cls_head.0.weight"])
+    assert _train(training_set, run_dir, "--fast", "--resume") == 1  # refused with a message
+    assert "start it again" in _events(run_dir)[-1]["message"]
 
 
 def test_resume_reproduces_the_uninterrupted_run(training_set, tmp_path):

@@ -75,7 +75,7 @@ class RunRequest:
     backbone: str = "resnet18"
     alpha: float = 0.5
     epochs: int = 30
-    lr: float = 0.01
+    lr: float = 1e-3  # AdamW's (RunSpec's default optimizer): README "Models on real images"
     batch_size: int = 32
     input_size: int = 224
     seeds: str = "0"
@@ -84,6 +84,8 @@ class RunRequest:
     split_source: str = "metadata"
     split_seed: int = 0
     max_steps_per_epoch: int = 0
+    #: Fast mode: backbone frozen, features computed once, heads trained (``trainer.fast``).
+    fast: bool = False
     #: Train on another machine over SSH (``core.remote``); empty: on this computer.
     remote_host: str = ""
     remote_python: str = "python3"
@@ -172,6 +174,8 @@ def request_problems(request: RunRequest) -> list[str]:
         problems.append(f"Input size must lie between 16 and 1024 pixels, not {request.input_size}.")
     if request.max_steps_per_epoch < 0:
         problems.append("Batches per epoch must be 0 (all) or more.")
+    if request.fast and request.pretrained.strip() in ("", "none"):
+        problems.append("Fast mode trains only the heads on a frozen backbone: choose pretrained weights.")
     try:
         parse_seeds(request.seeds)
     except PlanError as exc:
@@ -225,7 +229,7 @@ def plan_specs(request: RunRequest, training_set: str | Path) -> list[RunSpec]:
                            alpha=float(request.alpha), epochs=int(request.epochs),
                            batch_size=int(request.batch_size), lr=float(request.lr), seed=seed,
                            device=request.device.strip(),
-                           max_steps_per_epoch=int(request.max_steps_per_epoch))
+                           max_steps_per_epoch=int(request.max_steps_per_epoch), fast=bool(request.fast))
             spec.validate()
         except RunSpecError as exc:
             raise PlanError(str(exc)) from None

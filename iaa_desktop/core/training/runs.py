@@ -38,6 +38,9 @@ CHECKPOINT_DIR = "checkpoints"
 MODES = ("regression", "classification", "multitask")
 REG_LOSSES = ("smooth_l1", "mse", "l1")
 CLS_LOSSES = ("focal", "ce")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step")
+TTA_KINDS = ("none", "flip", "flip_rot")
 EVENT_KINDS = ("run_started", "epoch_progress", "epoch_end", "checkpoint_saved", "run_finished", "error")
 
 
@@ -59,6 +62,14 @@ class RunSpec:
     MSE/SmoothL1 at the mean, which the median beats on MAE).
     ``max_steps_per_epoch``: 0 for whole epochs (tests use 1-2 steps).
     ``finetune_from``: the study's fine-tune protocol from that run's best checkpoint.
+
+    The recipe (``trainer.recipe``; README "Fine-tuning recipe" has the measurements behind
+    the defaults): ``optimizer`` ``adamw`` or ``sgd`` (``momentum``/``nesterov`` apply to SGD),
+    ``schedule`` ``cosine`` or ``step`` (``lr_step``/``lr_gamma``), ``backbone_lr_mult`` (the
+    backbone learns at ``lr * backbone_lr_mult``, the heads at ``lr``), ``freeze_epochs``
+    (first epochs with a frozen pretrained backbone), ``tta`` at evaluation (``none``,
+    ``flip``, ``flip_rot``), ``fast`` (backbone frozen throughout, features computed once,
+    heads trained on them: ``trainer.fast``).
     """
 
     data: str = ""
@@ -68,12 +79,18 @@ class RunSpec:
     alpha: float = 0.5
     epochs: int = 30
     batch_size: int = 32
-    lr: float = 0.01
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    backbone_lr_mult: float = 1.0
+    freeze_epochs: int = 0
+    tta: str = "none"
+    fast: bool = False
     lr_step: int = 10
     lr_gamma: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.05
     reg_loss: str = "l1"
     cls_loss: str = "focal"
     focal_gamma: float = 2.0
@@ -97,6 +114,13 @@ class RunSpec:
             (self.lr > 0, f"lr must be positive, not {self.lr}"),
             (self.lr_step >= 1, f"lr_step must be at least 1, not {self.lr_step}"),
             (0 < self.lr_gamma <= 1, f"lr_gamma must lie in (0, 1], not {self.lr_gamma}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                                           f"not {self.optimizer!r}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, "
+                                         f"not {self.schedule!r}"),
+            (self.backbone_lr_mult > 0, f"backbone_lr_mult must be positive, not {self.backbone_lr_mult}"),
+            (self.freeze_epochs >= 0, f"freeze_epochs must be 0 or more, not {self.freeze_epochs}"),
+            (self.tta in TTA_KINDS, f"tta must be one of {', '.join(TTA_KINDS)}, not {self.tta!r}"),
             (0 <= self.momentum < 1, f"momentum must lie in [0, 1), not {self.momentum}"),
             (self.weight_decay >= 0, f"weight_decay must be 0 or more, not {self.weight_decay}"),
             (self.reg_loss in REG_LOSSES, f"reg_loss must be one of {', '.join(REG_LOSSES)}"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QCompleter,
     QDialog,
@@ -112,6 +113,10 @@ class RunDialog(QDialog):
         self.steps_spin = self._int(0, 1_000_000, initial.max_steps_per_epoch)
         self.steps_spin.setSpecialValueText("all")
         self.steps_spin.setToolTip("Batches per epoch (all: whole epochs); a few for a quick trial")
+        self.fast_check = QCheckBox("Fast mode: frozen backbone, heads only (seconds; less accurate)", self)
+        self.fast_check.setChecked(initial.fast)
+        self.fast_check.setToolTip("Computes the pretrained backbone's features once and trains only the "
+                                   "heads on them; its cost against full fine-tuning is in the README")
         self.seeds_edit = QLineEdit(initial.seeds, self)
         self.seeds_edit.setPlaceholderText("0   or   0,1,2   or   0-4")
         self.seeds_edit.setToolTip("One run per seed, run one after another")
@@ -178,6 +183,7 @@ class RunDialog(QDialog):
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Input size", self.size_spin)
         form.addRow("Batches per epoch", self.steps_spin)
+        form.addRow("", self.fast_check)
         form.addRow("Seeds", self.seeds_edit)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_note)
@@ -266,7 +272,8 @@ class RunDialog(QDialog):
             input_size=self.size_spin.value(), seeds=self.seeds_edit.text(),
             device=str(self.device_combo.currentData()), pretrained=str(pretrained),
             split_source=str(self.split_combo.currentData()), split_seed=self.split_seed_spin.value(),
-            max_steps_per_epoch=self.steps_spin.value(), **self._remote_fields(),
+            max_steps_per_epoch=self.steps_spin.value(), fast=self.fast_check.isChecked(),
+            **self._remote_fields(),
             slurm=self.slurm_fields.request() if self.where_combo.currentData() == "slurm" else None)
 
     def _remote_fields(self) -> dict:
