@@ -12,6 +12,7 @@ from iaa_desktop.core.agreement.image_metrics import image_metric  # noqa: E402
 from iaa_desktop.core.agreement.lesion import lesion_agreement  # noqa: E402
 from iaa_desktop.core.dataset.demo import write_demo  # noqa: E402
 from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
+from iaa_desktop.core.display.cell_text import with_fewer_decimals  # noqa: E402
 from iaa_desktop.core.display.overlay import lesion_table_frame  # noqa: E402
 from iaa_desktop.core.display.pair_matrix import format_value  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
@@ -45,7 +46,10 @@ def test_heatmap_offers_and_draws_nsd_and_boundary_iou(qtbot, tmp_path):
         assert matrix.metric == metric and matrix.higher_is_better
         np.testing.assert_array_equal(np.diag(matrix.values), 1.0)
         texts = sorted(item.toPlainText() for item in widget.plot.text_items)
-        assert texts == sorted(format_value(v, metric) for v in matrix.values.ravel())
+        # The cells show the values at as many decimals as fit the cell (issue 18's fitting).
+        drop = widget.plot.decimals_dropped
+        expected = [with_fewer_decimals(format_value(v, metric), drop) for v in matrix.values.ravel()]
+        assert texts == sorted(expected)
         assert widget.plot.colour_bar.axis.labelText == bar_label
         assert widget.metric_combo.currentText().endswith("(MetricsReloaded)")
         # Off-diagonal cells are the engine's values for the pair.
