@@ -402,3 +402,18 @@ def test_fast_outline_covers_the_band_of_the_real_stroke(qtbot, tmp_path):
     _render_outline(OutlineCurve, svg_path=svg)
     text = svg.read_text()
     assert text.count("<path") == 1 and 'stroke-width="2"' in text
+
+
+def test_checklist_drops_the_previous_lesions_extra_annotators_at_once(qtbot):
+    # Seen in the workflow screenshots: a lesion with 2 annotators shown after one with 4 kept
+    # the 3rd and 4th boxes on screen while their deletion waited for an outer event loop.
+    from iaa_desktop.gui.widgets.lesion_controls import AnnotatorChecklist
+
+    checklist = AnnotatorChecklist()
+    qtbot.addWidget(checklist)
+    checklist.show()
+    checklist.set_entries([(f"A0{i}", "#56B4E9", True) for i in range(4)])
+    checklist.set_entries([("A07", "#F0E442", True), ("A08", "#009E73", True)])
+    QApplication.processEvents()  # shows the new boxes; never runs deferred deletions (no loop)
+    visible = [box.text() for box in checklist.findChildren(type(checklist.boxes[0])) if box.isVisible()]
+    assert visible == ["A07", "A08"] and checklist.labels() == ["A07", "A08"]

@@ -9,12 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from iaa_desktop.core.dataset import demo
-from iaa_desktop.core.dataset.io import load_dataset
-from iaa_desktop.core.progress import run_to_end
 from iaa_desktop.core.training.backbones import offline_weights_installed
 from iaa_desktop.core.training.runs import RunSpec, read_events
-from iaa_desktop.core.training.training_set import iter_export_training_set
 from trainer import checkpoints as ckpt
 from trainer import models
 from trainer import predict as predict_cli
@@ -23,24 +19,7 @@ from trainer.__main__ import main
 from trainer.data import read_table, select_indices
 from trainer.metrics import regression_metrics, selection_metric
 
-
-@pytest.fixture(scope="module")
-def training_set(tmp_path_factory):
-    """12 demo lesions exported at 32 px: 8 train, 1 val, 3 test."""
-    root = tmp_path_factory.mktemp("bounded")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("IAA_DESKTOP_CACHE_DIR", str(root / "cache"))
-        dataset = load_dataset(demo.write_demo(root / "demo", n_lesions=12))
-        run_to_end(iter_export_training_set(dataset, root / "set.h5", size=32, cache=None, workers=1))
-    return root / "set.h5"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 
 
 def _train(training_set, out, *extra, backbone="resnet10t"):

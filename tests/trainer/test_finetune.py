@@ -18,6 +18,8 @@ from trainer import finetune
 from trainer import predict as predict_cli
 from trainer.__main__ import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
+
 BACKBONE = "resnet10t"
 COMMON = ["--batch-size", "4", "--max-steps", "2", "--device", "cpu", "--epochs", "1"]
 
@@ -25,14 +27,6 @@ COMMON = ["--batch-size", "4", "--max-steps", "2", "--device", "cpu", "--epochs"
 def export(root, out, size=32):
     run_to_end(iter_export_training_set(load_dataset(root), out, size=size, cache=None, workers=1))
     return out
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

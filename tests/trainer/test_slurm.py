@@ -13,27 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from iaa_desktop.core.dataset import demo
-from iaa_desktop.core.dataset.io import load_dataset
-from iaa_desktop.core.progress import run_to_end
 from iaa_desktop.core.training import slurm
 from iaa_desktop.core.training.run_records import comparison_table, read_run_record, scan_runs
 from iaa_desktop.core.training.runs import RunSpec, read_events
 from iaa_desktop.core.training.slurm_grid import GridSpec
-from iaa_desktop.core.training.training_set import iter_export_training_set
 from tests.slurm_cluster import PARTITION
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def training_set(tmp_path_factory):
-    root = tmp_path_factory.mktemp("slurm-set")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("IAA_DESKTOP_CACHE_DIR", str(root / "cache"))
-        dataset = load_dataset(demo.write_demo(root / "demo", n_lesions=12))
-        run_to_end(iter_export_training_set(dataset, root / "set.h5", size=32, cache=None, workers=1))
-    return root / "set.h5"
 
 
 def _spec(training_set, **overrides) -> RunSpec:

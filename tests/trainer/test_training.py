@@ -14,37 +14,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from iaa_desktop.core.dataset import demo
-from iaa_desktop.core.dataset.io import load_dataset
-from iaa_desktop.core.progress import run_to_end
 from iaa_desktop.core.training.runs import EVENTS_FILE, RunSpec, load_spec, read_events
-from iaa_desktop.core.training.training_set import iter_export_training_set
 from trainer import losses
 from trainer import predict as predict_cli
 from trainer.__main__ import main
 from trainer.models import build_model
 from trainer.train import seed_everything, summary_columns
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
+
 BACKBONE = "resnet10t"
-
-
-@pytest.fixture(scope="module")
-def training_set(tmp_path_factory):
-    """12 demo lesions exported at 32 px: 8 train, 1 val, 3 test (3 malignant in all)."""
-    root = tmp_path_factory.mktemp("set")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("IAA_DESKTOP_CACHE_DIR", str(root / "cache"))
-        dataset = load_dataset(demo.write_demo(root / "demo", n_lesions=12))
-        run_to_end(iter_export_training_set(dataset, root / "set.h5", size=32, cache=None, workers=1))
-    return root / "set.h5"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _train(training_set, out, *extra):

@@ -147,6 +147,9 @@ class AnnotatorChecklist(QWidget):
         """One box per ``(label, colour, enabled)``, all checked (boxes are reused from lesion to lesion)."""
         for box in self.boxes[len(entries):]:
             self._layout.removeWidget(box)
+            # Hidden now: deleteLater waits for the event loop level it was posted from, and a
+            # lesion shown from a nested loop (a dialog, a wait) would keep the old boxes on screen.
+            box.hide()
             box.deleteLater()
         self.boxes = self.boxes[:len(entries)]
         for i, (label, colour, enabled) in enumerate(entries):
