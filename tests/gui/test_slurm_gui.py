@@ -32,9 +32,10 @@ def dataset(tmp_path, monkeypatch):
 def test_dialog_slurm_section(qtbot):
     dialog = RunDialog(devices=[])
     qtbot.addWidget(dialog)
-    assert dialog.request().slurm is None
+    assert dialog.request().slurm is None and "one after another" in dialog.note.text()
     dialog.where_combo.setCurrentIndex(dialog.where_combo.findData("slurm"))
     assert not dialog.slurm_fields.isHidden()
+    assert "Slurm job" in dialog.note.text() and "one after another" not in dialog.note.text()
     fields = dialog.slurm_fields
     fields.partition_edit.setText("gpu")
     fields.gpus_spin.setValue(2)

@@ -204,12 +204,11 @@ class RunDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start training")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        note = QLabel("The loaded dataset is first exported as a training set (re-used when unchanged); "
-                      "each seed is one run, run one after another.", self)
-        note.setWordWrap(True)
-        note.setStyleSheet("color: #555;")
+        self.note = QLabel(self._note_text(), self)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #555;")
         layout = QVBoxLayout(self)
-        layout.addWidget(note)
+        layout.addWidget(self.note)
         layout.addLayout(form)
         layout.addWidget(self.slurm_fields)
         layout.addWidget(self.problems_label)
@@ -335,7 +334,14 @@ class RunDialog(QDialog):
         for edit in (self.host_edit, self.python_edit, self.workdir_edit):
             edit.setEnabled(remote)
         self.slurm_fields.setVisible(self.where_combo.currentData() == "slurm")
+        self.note.setText(self._note_text())
         self.adjustSize()
+
+    def _note_text(self) -> str:
+        how = ("each seed x backbone x α is one Slurm job of one job array, run as the cluster allows"
+               if hasattr(self, "where_combo") and self.where_combo.currentData() == "slurm"
+               else "each seed is one run, run one after another")
+        return f"The loaded dataset is first exported as a training set (re-used when unchanged); {how}."
 
     def _on_browse_button_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Pretrained weights", "",
