@@ -14,13 +14,12 @@ from iaa_desktop.core.dataset.io import load_dataset
 from iaa_desktop.core.display.overlay import lesion_table_frame
 from iaa_desktop.core.progress import run_to_end
 from iaa_desktop.core.statistics.analysis import image_metadata_from_dataset, run_analysis
+from iaa_desktop.core.statistics.factor_views import FACTOR_METRICS, factor_view
 from iaa_desktop.core.statistics.stats import compare_groups, spearman
 from iaa_desktop.core.statistics.views import (
-    FACTOR_METRICS,
     GROUPS,
     column_label,
     dataset_views,
-    factor_view,
     image_table,
     malignancy_view,
     numeric_columns,

@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 
 from iaa_desktop.core.figures.export import export_figure
+from iaa_desktop.core.training.run_comparison import comparison_figure, comparison_table, write_comparison_csv
 from iaa_desktop.core.training.run_records import (
     PID_FILE,
     RunRecordError,
-    comparison_figure,
-    comparison_table,
     curves_from_events,
     derive_status,
     eta_seconds,
@@ -26,7 +25,6 @@ from iaa_desktop.core.training.run_records import (
     records_frame,
     run_fraction,
     scan_runs,
-    write_comparison_csv,
 )
 from iaa_desktop.core.training.runs import RunSpec, append_event, save_spec
 from iaa_desktop.core.workspace_paths import runs_dir

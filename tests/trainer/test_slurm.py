@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from iaa_desktop.core.training import slurm
-from iaa_desktop.core.training.run_records import comparison_table, read_run_record, scan_runs
+from iaa_desktop.core.training.run_comparison import comparison_table
+from iaa_desktop.core.training.run_records import read_run_record, scan_runs
 from iaa_desktop.core.training.runs import RunSpec, read_events
 from iaa_desktop.core.training.slurm_grid import GridSpec
 from tests.slurm_cluster import PARTITION

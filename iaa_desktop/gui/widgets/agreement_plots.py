@@ -32,12 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from iaa_desktop.core.figures.style import BENIGN, MALIGNANT
+from iaa_desktop.core.statistics.factor_views import FACTOR_METRICS, FACTOR_NAMES, FactorView
 from iaa_desktop.core.statistics.views import (
-    FACTOR_METRICS,
-    FACTOR_NAMES,
     GROUPS,
     DatasetViews,
-    FactorView,
     MalignancyView,
     ScatterView,
     column_label,

@@ -2,7 +2,7 @@
 
 Runs are read back from ``<workspace>/runs`` by ``core.run_records.scan_runs``
 (in a worker), so the panel shows the same after a restart. Selecting several
-runs fills the comparison (``core.run_records.comparison_table``: mean ± SD per
+runs fills the comparison (``core.training.run_comparison.comparison_table``: mean ± SD per
 task × backbone over seeds) as a table and a bar plot; both export through core
 (CSV; the journal-style figure as PNG, SVG and PDF).
 """
@@ -35,17 +35,19 @@ from superqt.utils import create_worker
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.figures.export import export_figure
 from iaa_desktop.core.palette import OKABE_ITO
+from iaa_desktop.core.training.run_comparison import (
+    comparison_figure,
+    comparison_groups,
+    comparison_table,
+    write_comparison_csv,
+)
 from iaa_desktop.core.training.run_records import (
     BASELINE_LABEL,
     METRICS,
     MODE_LABELS,
     RunRecord,
-    comparison_figure,
-    comparison_groups,
-    comparison_table,
     records_frame,
     scan_runs,
-    write_comparison_csv,
 )
 
 _Index = QModelIndex | QPersistentModelIndex
