@@ -84,12 +84,15 @@ def write_conf(folder: Path) -> Path:
     (folder / "spool").mkdir(parents=True, exist_ok=True)
     conf = folder / "slurm.conf"
     # KillWait/MinJobAge short: a timed-out job is killed and requeued within seconds, not 30 s.
+    # cred_expire 10 s (default 120): a requeued job waits that long before it may start again,
+    # since an earlier start on the same node finds its credential revoked and is killed.
     conf.write_text(f"""ClusterName=iaatest
 SlurmctldHost={host}
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
 SlurmUser=root
 AuthType=auth/munge
+AuthInfo=cred_expire=10
 StateSaveLocation={folder}/state
 SlurmdSpoolDir={folder}/spool
 SlurmctldPidFile={folder}/slurmctld.pid
