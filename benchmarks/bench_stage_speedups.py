@@ -37,6 +37,7 @@ BASELINE = "86bb279"
 def module_at(commit: str, path: str, name: str) -> types.ModuleType:
     """The module at ``path`` as it was at ``commit``, importable beside today's."""
     source = subprocess.check_output(["git", "-C", str(REPO), "show", f"{commit}:{path}"], text=True)
+    source = source.replace("cache=True", "cache=False")  # numba caches need a real file
     module = types.ModuleType(name)
     module.__file__ = f"{commit}:{path}"
     sys.modules[name] = module  # dataclasses look their module up
@@ -70,11 +71,13 @@ def main() -> int:
                      key=lambda x: x.width * x.height)[-args.lesions:]
     old_chance = module_at(args.baseline, "iaa_desktop/core/agreement/chance.py", "baseline_chance")
     old_staple = module_at(args.baseline, "iaa_desktop/core/agreement/staple.py", "baseline_staple")
+    old_sums = module_at(args.baseline, "iaa_desktop/core/agreement/raster_sums.py", "baseline_sums")
+    old_staple.raster_sums = old_sums.raster_sums  # the baseline STAPLE with its own sums
     stages = {
         "chance (kappa/alpha)": (old_chance.chance_agreement, chance.chance_agreement, str),
-        "staple, as the table uses it": (_staple_table_use(old_staple.staple),
-                                         _staple_table_use(staple.staple),
-                                         lambda r: (r[0].tobytes(), *r[1:])),
+        "staple, as the table uses it (lazy map + run-length raster sums)": (
+            _staple_table_use(old_staple.staple), _staple_table_use(staple.staple),
+            lambda r: (r[0].tobytes(), *r[1:])),
     }
     print(f"baseline {args.baseline}; {len(lesions)} largest lesions of the sample "
           f"({lesions[0].width * lesions[0].height / 1e6:.0f}-"
