@@ -28,6 +28,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from profile_dataset import build_sample  # noqa: E402
 
 from iaa_desktop.core.agreement import chance, staple  # noqa: E402
+from iaa_desktop.core.agreement import lesion as lesion_now  # noqa: E402
+from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC  # noqa: E402
+from iaa_desktop.core.agreement.consensus import majority_vote  # noqa: E402
 from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
 from iaa_desktop.core.dataset.masks import decode_mask  # noqa: E402
 
@@ -73,12 +76,31 @@ def main() -> int:
     old_staple = module_at(args.baseline, "iaa_desktop/core/agreement/staple.py", "baseline_staple")
     old_sums = module_at(args.baseline, "iaa_desktop/core/agreement/raster_sums.py", "baseline_sums")
     old_staple.raster_sums = old_sums.raster_sums  # the baseline STAPLE with its own sums
+    old_lesion = module_at(args.baseline, "iaa_desktop/core/agreement/lesion.py", "baseline_lesion")
+
+    prepared: dict[int, list] = {}
+
+    def with_consensus(masks):
+        # The lesion's masks plus STAPLE and MV, prepared once (outside the timing).
+        if id(masks) not in prepared:
+            everything = [(lesion_now.MaskInfo(f"m{i}", "a", "t", "s"), m) for i, m in enumerate(masks)]
+            everything += [(lesion_now.MaskInfo("st", "ST", "ST", "ST"), staple.staple(masks).mask),
+                           (lesion_now.MaskInfo("mv", "MV", "MV", "MV"), majority_vote(masks))]
+            prepared[id(masks)] = everything
+        return prepared[id(masks)]
+
+    def pairs_with(module):
+        # Every pair, both conventions, as the table computes them (surfaces and bands included).
+        return lambda masks: module._pair_rows("x.JPG", with_consensus(masks), "imapp", DEFAULT_SPEC)
+
     stages = {
         "chance (kappa/alpha)": (old_chance.chance_agreement, chance.chance_agreement, str),
         "staple, as the table uses it (lazy map + run-length raster sums)": (
             _staple_table_use(old_staple.staple), _staple_table_use(staple.staple),
             lambda r: (r[0].tobytes(), *r[1:])),
     }
+    stages["all pairs of a lesion, one k-d tree per mask (incl. STAPLE + MV)"] = (
+        pairs_with(old_lesion), pairs_with(lesion_now), lambda rows: [tuple(map(repr, r)) for r in rows])
     print(f"baseline {args.baseline}; {len(lesions)} largest lesions of the sample "
           f"({lesions[0].width * lesions[0].height / 1e6:.0f}-"
           f"{lesions[-1].width * lesions[-1].height / 1e6:.0f} MP), median of {args.repeat} runs each")
