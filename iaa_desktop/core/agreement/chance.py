@@ -109,7 +109,12 @@ def chance_agreement(masks: Sequence[np.ndarray]) -> ChanceAgreement:
     for mask in masks:
         if mask.shape != shape:
             raise ValueError(f"masks differ in shape: {mask.shape} vs {shape}")
-        u8 = mask if mask.dtype == np.uint8 else (mask != 0).view(np.uint8)
+        if mask.dtype == np.uint8:
+            u8 = mask
+        elif mask.dtype == np.bool_:
+            u8 = mask.view(np.uint8)  # same bytes, no copy
+        else:
+            u8 = (mask != 0).view(np.uint8)
         x, y, w, h = cv2.boundingRect(u8)
         if w:
             boxes.append((y, x, y + h, x + w))
@@ -117,20 +122,43 @@ def chance_agreement(masks: Sequence[np.ndarray]) -> ChanceAgreement:
         return ChanceAgreement(math.nan, math.nan, 0, 0)
     r0, c0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
     r1, c1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    return _chance_in_box(masks, shape, (r0, c0, r1, c1))
+
+
+def _chance_in_box(masks: Sequence[np.ndarray], shape: tuple[int, ...],
+                   box: tuple[int, int, int, int]) -> ChanceAgreement:
+    """Vote histogram of the ROI around the union, whose bounding box is ``box``.
+
+    Every pixel of the union is in the ROI (distance 0), so the histogram's bins 1..n are
+    the union's vote counts, read straight from the votes, and bin 0 is the ROI's size
+    minus the union's: only the ROI's size needs the distance transform.
+    """
+    n = len(masks)
+    r0, c0, r1, c1 = box
     crop_votes = np.zeros((r1 - r0, c1 - c0), np.uint8)
     for mask in masks:
-        crop_votes += mask[r0:r1, c0:c1] != 0
-    union_px = int(np.count_nonzero(crop_votes))
+        # 0/1 votes: a bool mask's bytes are 0/1 already; other dtypes are compared to 0.
+        part = mask[r0:r1, c0:c1]
+        vote = part.view(np.uint8) if part.dtype == np.bool_ else (part != 0).view(np.uint8)
+        if n < 256:
+            cv2.add(crop_votes, vote, dst=crop_votes)  # saturating, but n < 256 never saturates
+        else:
+            np.add(crop_votes, vote, out=crop_votes)  # wraps at 256, as before
+    union_px = int(cv2.countNonZero(crop_votes))
     margin = roi_margin(union_px)
-    # Grow the box by the margin (clipped to the image) and dilate the union inside it.
+    histogram = np.zeros(n + 1, np.int64)
+    for k in range(1, n + 1):
+        histogram[k] = cv2.countNonZero(cv2.compare(crop_votes, k, cv2.CMP_EQ))
+    # Grow the box by the margin (clipped to the image) and measure distances inside it.
     g0, h0 = max(0, r0 - margin), max(0, c0 - margin)
     g1, h1 = min(shape[0], r1 + margin), min(shape[1], c1 + margin)
-    votes_full = np.zeros((g1 - g0, h1 - h0), np.uint8)
-    votes_full[r0 - g0 : r1 - g0, c0 - h0 : c1 - h0] = crop_votes
+    outside = np.full((g1 - g0, h1 - h0), 255, np.uint8)
+    # Non-zero where no annotator voted: the pixels whose distance to the union is measured.
+    cv2.compare(crop_votes, 0, cv2.CMP_EQ, dst=outside[r0 - g0 : r1 - g0, c0 - h0 : c1 - h0])
     # Exact Euclidean distance to the union (a dilation by a disc this large would cost
     # kernel area x crop area); the ROI is every pixel within the margin.
-    outside = (votes_full == 0).view(np.uint8)
     distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    histogram = np.bincount(votes_full[distance <= margin], minlength=n + 1)
+    roi_px = int(cv2.countNonZero(cv2.compare(distance, float(margin), cv2.CMP_LE)))
+    histogram[0] = roi_px - union_px
     kappa, alpha = kappa_alpha_from_counts(histogram, n)
     return ChanceAgreement(kappa, alpha, int(histogram.sum()), margin)

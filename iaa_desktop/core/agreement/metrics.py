@@ -182,12 +182,26 @@ def _intersection_px(mask_a: np.ndarray, mask_b: np.ndarray, box_a: tuple[int, i
     return int(cv2.countNonZero(cv2.min(a, b)))
 
 
-def _directed_distances(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+def border_tree(surface: MaskSurface) -> cKDTree | None:
+    """The nearest-neighbour search structure of a mask's border (``None`` when empty).
+
+    A mask takes part in several pairs: building its tree once and passing it to
+    :func:`pair_geometry` for each of them gives the same distances as a tree per pair.
+    """
+    if surface.border.shape[0] == 0:
+        return None
+    # Sliding-midpoint splits and 32-point leaves build and query fastest on border curves.
+    return cKDTree(surface.border.astype(np.float64), leafsize=32, balanced_tree=False,
+                   compact_nodes=False)
+
+
+def _directed_distances(source: np.ndarray, target: np.ndarray,
+                        tree: cKDTree | None = None) -> np.ndarray:
     # Exact Euclidean nearest neighbours (eps=0), so equal to MedPy's distance-transform lookup;
     # the result keeps the row-major order of ``source`` as MedPy's dt[border] does.
-    # Sliding-midpoint splits and 32-point leaves build and query fastest on border curves.
-    tree = cKDTree(target.astype(np.float64), leafsize=32, balanced_tree=False,
-                   compact_nodes=False)
+    if tree is None:
+        tree = cKDTree(target.astype(np.float64), leafsize=32, balanced_tree=False,
+                       compact_nodes=False)
     return tree.query(source.astype(np.float64), k=1)[0]
 
 
@@ -206,13 +220,18 @@ class PairGeometry:
 
 
 def pair_geometry(mask_a: np.ndarray, mask_b: np.ndarray, surface_a: MaskSurface,
-                  surface_b: MaskSurface) -> PairGeometry | None:
-    """Overlap and directed border distances of two non-empty masks; ``None`` if one is empty."""
+                  surface_b: MaskSurface, tree_a: cKDTree | None = None,
+                  tree_b: cKDTree | None = None) -> PairGeometry | None:
+    """Overlap and directed border distances of two non-empty masks; ``None`` if one is empty.
+
+    ``tree_a``, ``tree_b``: :func:`border_tree` of each surface when already built (a mask
+    takes part in several pairs); built here otherwise.
+    """
     if surface_a.bbox is None or surface_b.bbox is None:
         return None
     inter = _intersection_px(mask_a, mask_b, surface_a.bbox, surface_b.bbox)
-    return PairGeometry(inter, _directed_distances(surface_a.border, surface_b.border),
-                        _directed_distances(surface_b.border, surface_a.border))
+    return PairGeometry(inter, _directed_distances(surface_a.border, surface_b.border, tree_b),
+                        _directed_distances(surface_b.border, surface_a.border, tree_a))
 
 
 def _empty_pair(surface_a: MaskSurface, surface_b: MaskSurface, policy: str) -> PairMetrics:

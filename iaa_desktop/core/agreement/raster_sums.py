@@ -9,22 +9,87 @@ SimpleITK). A compiled loop does the same additions in one pass over the codes.
 Numba compiles without fastmath, so no addition is reordered or fused: the
 result is bit for bit the sequential sum (the tests check it against
 ``np.add.accumulate``).
+
+Runs of equal codes (a mask's background rows are long runs of one code) add the same
+value ``v`` many times. Those additions are taken many at a time, with the very result the
+one-by-one additions give: while the running sum ``s`` stays in one binade
+``[2**E, 2**(E+1))`` its spacing ``u`` is fixed and ``s`` is a multiple of ``u``, so
+round-to-nearest gives ``fl(s + v) = s + d`` with ``d = v`` rounded to a multiple of ``u``
+(when ``v / u`` is not halfway between two integers; a tie would round to even, which
+depends on ``s``, so ties are added one by one). ``m`` such steps give exactly
+``s + m * d`` as long as every intermediate ``s + v`` stays below ``2**(E+1)``; the step
+that leaves the binade, and everything unusual (``s <= 0``, ``v <= 0``, ``v >= s``,
+non-finite values), is added one by one.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
+
+# Runs shorter than this are added one by one (the batched step costs a few divisions).
+_MIN_BATCH = 8
+
+
+@njit(cache=True, nogil=True)
+def _add_repeated(s: float, v: float, k: int) -> float:  # pragma: no cover - compiled
+    """``s`` plus ``v`` added ``k`` times one by one (sequential float64 rounding), batched."""
+    if v == 0.0:  # adding a zero again never changes the sum (nor its sign) after once
+        return s + v if k > 0 else s
+    while k > 0:
+        if k < _MIN_BATCH or not (s > 1e-290 and v > 0.0 and v < s and s < 1e300):
+            s += v
+            k -= 1
+            continue
+        mantissa, exponent = math.frexp(s)  # s = mantissa * 2**exponent, mantissa in [0.5, 1)
+        top = math.ldexp(1.0, exponent)  # 2**(E+1): the binade's end
+        unit = math.ldexp(1.0, exponent - 53)  # spacing of doubles in [2**E, 2**(E+1))
+        q = v / unit  # exact (a power-of-two division), below 2**53 since v < s < top
+        whole = math.floor(q)
+        if q - whole == 0.5:  # a tie: rounds to even, which depends on s
+            s += v
+            k -= 1
+            continue
+        d = (whole + 1.0 if q - whole > 0.5 else whole) * unit
+        if d == 0.0:  # v below half a unit: s never changes in this binade, nor could it grow
+            return s
+        # Steps j = 0..m-1 need s + j*d + v < top, i.e. (m - 1) * d < top - s - v. ``room``
+        # is that bound over d up to rounding: m stays three steps and a relative 2**-40 short.
+        room = (top - s - v) / d
+        m = int(room * (1.0 - 2.0**-40)) - 2 if room > 4.0 else 0
+        if m < 1:
+            s += v
+            k -= 1
+            continue
+        if m > k:
+            m = k
+        s = s + m * d  # a multiple of unit below top: exact
+        k -= m
+    return s
 
 
 @njit(cache=True, nogil=True)
 def _raster_sums(codes: np.ndarray, table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     n_cols = table.shape[1]
     total = np.zeros(n_cols)
-    for i in range(codes.size):
+    size = codes.size
+    i = 0
+    while i < size:
         row = codes[i]
-        for c in range(n_cols):
-            total[c] += table[row, c]
+        j = i + 1
+        while j < size and codes[j] == row:
+            j += 1
+        run = j - i
+        if run < _MIN_BATCH:
+            for _ in range(run):
+                for c in range(n_cols):
+                    total[c] += table[row, c]
+        else:
+            for c in range(n_cols):
+                total[c] = _add_repeated(total[c], table[row, c], run)
+        i = j
     return total
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -49,20 +50,31 @@ class StapleResult:
     mask : numpy.ndarray
         bool ``(H, W)``: ``probability > 0.5``, IMA++'s STAPLE consensus mask.
     probability : numpy.ndarray
-        float64 ``(H, W)``: posterior probability that each pixel is lesion.
+        float64 ``(H, W)``: posterior probability that each pixel is lesion (computed
+        when first read).
     sensitivity, specificity : tuple of float
         Per annotator, in input order, as estimated at the last iteration. ``nan`` where the
         rate is undefined (no estimated lesion, or no estimated background, anywhere).
     iterations : int
         SimpleITK's ``GetElapsedIterations()``: the zero-based index of the iteration at which
         the estimates converged (``max_iterations`` when they never did).
+
+    ``probability`` is looked up from the per-pattern posteriors on first access and then
+    kept: the agreement table needs only ``mask``, and writing a float64 image costs more
+    than STAPLE's EM (about half of ``staple()`` at 30 MP).
     """
 
     mask: np.ndarray
-    probability: np.ndarray
     sensitivity: tuple[float, ...]
     specificity: tuple[float, ...]
     iterations: int
+    _probability_lut: np.ndarray = field(repr=False, compare=False)
+    _codes: np.ndarray = field(repr=False, compare=False)
+
+    @cached_property
+    def probability(self) -> np.ndarray:
+        """float64 ``(H, W)``: posterior probability that each pixel is lesion."""
+        return _lookup(self._probability_lut, self._codes)
 
 
 class _HistogramSums:
@@ -273,12 +285,12 @@ def staple(masks: Sequence[np.ndarray] | np.ndarray, *, confidence_weight: float
         w = np.where(undefined, votes.mean(axis=1), w)
     prob_lut = w[patterns.lut_rows]
     # Threshold the small table rather than the float image: same result, less memory traffic.
-    probability = _lookup(prob_lut, patterns.codes)
     mask = _lookup(prob_lut > 0.5, patterns.codes)
     return StapleResult(
         mask=mask,
-        probability=probability,
         sensitivity=tuple(float(x) for x in p),
         specificity=tuple(float(x) for x in q),
         iterations=iterations,
+        _probability_lut=prob_lut,
+        _codes=patterns.codes,
     )

@@ -1,0 +1,46 @@
+"""Runs of equal codes, summed many additions at a time, still equal the one-by-one sums bit for bit."""
+
+import numpy as np
+import pytest
+
+from iaa_desktop.core.agreement.raster_sums import raster_sums
+
+
+def _sequential(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
+    gathered = table[codes.reshape(-1)]
+    return np.add.accumulate(gathered, axis=0)[-1]
+
+
+def _runs(rng, n_codes: int, size: int, mean_run: int) -> np.ndarray:
+    lengths = rng.geometric(1.0 / mean_run, size // mean_run + 2)
+    return np.repeat(rng.integers(0, n_codes, lengths.size), lengths)[:size].astype(np.uint8)
+
+
+@pytest.mark.parametrize("mean_run", [3, 50, 4000])
+def test_long_runs_bit_identical(mean_run):
+    rng = np.random.default_rng(mean_run)
+    tables = [
+        rng.random((4, 6)),  # STAPLE-like weights in [0, 1)
+        rng.standard_normal((4, 3)) * 10.0 ** rng.integers(-12, 12, (4, 1)),
+        # Multiples of powers of two: many additions land exactly halfway (round to even).
+        rng.integers(0, 4, (4, 5)) * 0.5 ** rng.integers(0, 60, (4, 5)).astype(float),
+        np.where(rng.random((4, 4)) < 0.4, 0.0, rng.random((4, 4)) * 1e-9),
+    ]
+    for table in tables:
+        codes = _runs(rng, table.shape[0], 300_000, mean_run)
+        np.testing.assert_array_equal(raster_sums(codes, table), _sequential(codes, table))
+
+
+def test_unusual_values_in_runs():
+    table = np.array([[0.0, -0.0, 2.0**-53, 1.5 * 2.0**-53],
+                      [1.0, np.nan, 1e-300, 0.1],
+                      [np.inf, 1.0, -1.0, 1e300]])
+    rng = np.random.default_rng(3)
+    codes = _runs(rng, 3, 100_000, 500)
+    ours, reference = raster_sums(codes, table), _sequential(codes, table)
+    np.testing.assert_array_equal(ours, reference)
+    np.testing.assert_array_equal(np.signbit(ours), np.signbit(reference))
+    # A long run of one value: the batched additions stop exactly where one-by-one rounding does.
+    codes = np.zeros(5_000_000, np.uint8)
+    np.testing.assert_array_equal(raster_sums(codes, np.array([[0.1, 1.0 / 3.0]])),
+                                  _sequential(codes, np.array([[0.1, 1.0 / 3.0]])))
