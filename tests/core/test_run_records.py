@@ -31,10 +31,10 @@ from iaa_desktop.core.workspace_paths import runs_dir
 
 
 def make_run(workspace, name, *, mode="multitask", backbone="resnet18", seed=0, epochs=2, vals=(),
-             end=None, test=None):
+             end=None, test=None, alpha=0.5):
     """A run directory as the trainer leaves it: spec, run_started, epoch_end per val dict, then ``end``."""
     run_dir = runs_dir(workspace) / name
-    spec = RunSpec(data="/x/set.h5", mode=mode, backbone=backbone, seed=seed, epochs=epochs)
+    spec = RunSpec(data="/x/set.h5", mode=mode, backbone=backbone, seed=seed, epochs=epochs, alpha=alpha)
     save_spec(spec, run_dir / "run.json")
     append_event(run_dir, "run_started", spec=spec.to_dict(), device="cpu", n_images={"train": 8})
     for epoch, val in enumerate(vals, start=1):
@@ -153,6 +153,27 @@ def test_comparison_table_gives_mean_and_sd_per_task_and_backbone(tmp_path):
     assert comparison_table(scan_runs(ws), "mae").empty  # no run has an MAE
     with pytest.raises(RunRecordError, match="unknown metric"):
         comparison_table([], "loss")
+
+
+def test_an_alpha_grid_gets_one_comparison_row_per_alpha(tmp_path):
+    # A Slurm grid over alpha: its multi-task runs are compared per alpha, not averaged together.
+    ws = tmp_path / "ws"
+    values = {0.25: [0.60, 0.64], 0.75: [0.70, 0.72]}
+    for alpha, accs in values.items():
+        for seed, acc in enumerate(accs):
+            make_run(ws, f"mt-a{alpha}-s{seed}", seed=seed, alpha=alpha, vals=[{"balanced_accuracy": acc}],
+                     end="finished", test={"balanced_accuracy": acc})
+    make_run(ws, "diag", mode="classification", vals=[{"balanced_accuracy": 0.5}], end="finished",
+             test={"balanced_accuracy": 0.5})
+    table = comparison_table(scan_runs(ws), "balanced_accuracy")
+    rows = {r.task: r for r in table.itertuples()}
+    assert set(rows) == {"Diagnosis only", "Multi-task (α 0.25)", "Multi-task (α 0.75)"}
+    for alpha, accs in values.items():
+        row = rows[f"Multi-task (α {alpha:g})"]
+        assert row.n == 2 and row.mean == pytest.approx(np.mean(accs))
+    # One alpha only: the plain label, as before.
+    single = comparison_table([r for r in scan_runs(ws) if "a0.75" not in r.run_id], "balanced_accuracy")
+    assert set(single["task"]) == {"Diagnosis only", "Multi-task"}
 
 
 def test_comparison_exports_csv_and_a_figure(tmp_path):

@@ -37,20 +37,26 @@ def comparison_table(records: Sequence[RunRecord], metric: str = "balanced_accur
         raise RunRecordError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     rows: dict[tuple[str, str, str], list[tuple[int, float, str]]] = {}
     baselines: dict[tuple[str, str, str], list[float]] = {}
+    split_alpha = _multitask_alpha_grids(records)
     for r in records:
         if r.spec is None:
             continue
         value = r.metric(metric, source)
         if math.isfinite(value):
-            key = (Path(r.spec.data).stem if r.spec.data else "", r.spec.mode, r.spec.backbone)
+            dataset = Path(r.spec.data).stem if r.spec.data else ""
+            mode = r.spec.mode
+            if mode == "multitask" and (dataset, r.spec.backbone) in split_alpha:
+                mode = f"multitask@{r.spec.alpha:g}"  # an α grid: one row per α, not their average
+            key = (dataset, mode, r.spec.backbone)
             rows.setdefault(key, []).append((r.spec.seed, value, r.run_id))
             baselines.setdefault(key, []).append(r.metric("baseline_mae", source))
     out = []
     order = {mode: i for i, mode in enumerate(MODE_LABELS)}
     for (dataset, mode, backbone), items in sorted(
-            rows.items(), key=lambda kv: (kv[0][0], kv[0][2], order.get(kv[0][1], 9))):
+            rows.items(),
+            key=lambda kv: (kv[0][0], kv[0][2], order.get(kv[0][1].split("@")[0], 9), kv[0][1])):
         values = np.array([v for _, v, _ in items])
-        out.append({"dataset": dataset, "task": MODE_LABELS.get(mode, mode), "backbone": backbone,
+        out.append({"dataset": dataset, "task": _task_label(mode), "backbone": backbone,
                     "n": len(values),
                     "mean": float(values.mean()),
                     "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
@@ -66,6 +72,23 @@ def comparison_table(records: Sequence[RunRecord], metric: str = "balanced_accur
     if metric == "mae":  # beside the model's mean, where the eye looks for it
         columns[6:6] = ["baseline_mae", "mae_ratio"]
     return pd.DataFrame(out, columns=columns)
+
+
+def _multitask_alpha_grids(records: Sequence[RunRecord]) -> set[tuple[str, str]]:
+    """(training set, backbone) pairs whose multi-task runs used more than one α."""
+    alphas: dict[tuple[str, str], set[float]] = {}
+    for r in records:
+        if r.spec is not None and r.spec.mode == "multitask":
+            key = (Path(r.spec.data).stem if r.spec.data else "", r.spec.backbone)
+            alphas.setdefault(key, set()).add(float(r.spec.alpha))
+    return {key for key, values in alphas.items() if len(values) > 1}
+
+
+def _task_label(mode: str) -> str:
+    """``multitask@0.25`` -> ``Multi-task (α 0.25)``; other modes by :data:`MODE_LABELS`."""
+    base, _, alpha = mode.partition("@")
+    label = MODE_LABELS.get(base, base)
+    return f"{label} (α {alpha})" if alpha else label
 
 
 def write_comparison_csv(table: pd.DataFrame, path: str | Path) -> Path:
