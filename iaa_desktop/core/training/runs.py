@@ -179,17 +179,24 @@ def save_spec(spec: RunSpec, path: str | Path) -> None:
     _write_atomic(Path(path), json.dumps(spec.to_dict(), indent=2) + "\n")
 
 
-def load_spec(path: str | Path) -> RunSpec:
-    """Read and validate a spec file; every failure is a ``RunSpecError`` naming the file."""
-    path = Path(path)
+def read_json_object(path: Path, what: str, shape: str) -> dict:
+    """The JSON object in ``path``; a ``RunSpecError`` naming the file (and ``what`` it should
+    be, ``shape`` saying what kind of object) when it is missing, unreadable or not an object."""
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RunSpecError(f"{path}: run spec not found") from None
+        raise RunSpecError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunSpecError(f"{path}: not a readable JSON run spec ({exc})") from None
+        raise RunSpecError(f"{path}: not a readable JSON {what} ({exc})") from None
     if not isinstance(values, dict):
-        raise RunSpecError(f"{path}: a run spec is a JSON object")
+        raise RunSpecError(f"{path}: a {what} is {shape}")
+    return values
+
+
+def load_spec(path: str | Path) -> RunSpec:
+    """Read and validate a spec file; every failure is a ``RunSpecError`` naming the file."""
+    path = Path(path)
+    values = read_json_object(path, "run spec", "a JSON object")
     try:
         spec = RunSpec.from_dict(values)
         spec.validate()

@@ -13,11 +13,10 @@ Omitted lists keep the spec's single value. α is crossed only for multi-task ru
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from iaa_desktop.core.training.runs import RunSpec, RunSpecError
+from iaa_desktop.core.training.runs import RunSpec, RunSpecError, read_json_object
 
 GRID_KEYS = ("seeds", "backbones", "alphas")
 
@@ -70,14 +69,8 @@ def load_grid(path: str | Path) -> GridSpec:
     A relative ``data`` path is taken relative to the grid file's folder.
     """
     path = Path(path)
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunSpecError(f"{path}: grid file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunSpecError(f"{path}: not a readable JSON grid ({exc})") from None
-    if not isinstance(values, dict):
-        raise RunSpecError(f"{path}: a grid is a JSON object (a run spec with seeds/backbones/alphas lists)")
+    values = read_json_object(path, "grid file",
+                              "a JSON object (a run spec with seeds/backbones/alphas lists)")
     if values.get("data") and not Path(values["data"]).is_absolute():
         values["data"] = str((path.parent / values["data"]).resolve())
     try:
