@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QProgressDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from iaa_desktop.core.curation.reviewed_export import ReviewedExportSummary, iter_export_reviewed
 from iaa_desktop.core.dataset.model import Dataset
 from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.progress import Progress
 from iaa_desktop.core.review.reviews import Review
+from iaa_desktop.gui.widgets.export_job import ExportJob
 from iaa_desktop.gui.workers import generator_worker
 
 TITLE = "Export reviewed dataset"
@@ -26,23 +26,13 @@ CONTENTS = ("The reviewed reference of each lesion", "The reference and every an
 SUMMARY_SKIPPED = 10
 
 
-class ReviewedExport(QObject):
+class ReviewedExport(ExportJob):
     """One reviewed-dataset export at a time. ``done`` carries the summary (``None``: cancelled
     or failed). With ``quiet=True`` no message box is shown (tests, scripts)."""
 
-    done = Signal(object)
-
-    def __init__(self, parent: QWidget, quiet: bool = False) -> None:
-        super().__init__(parent)
-        self._parent = parent
-        self.quiet = quiet
-        self.worker = None
-        self.dialog: QProgressDialog | None = None
-        self.result: ReviewedExportSummary | None = None
-        self.error: str | None = None
-
-    def is_busy(self) -> bool:
-        return self.worker is not None
+    title = TITLE
+    plain_errors = (IAAError, OSError)
+    cancelled_text = "Export cancelled; nothing was written."
 
     def ask_and_start(self, dataset: Dataset, reviews: Mapping[str, Review]) -> bool:
         """Ask for a new or empty folder and the contents, then start; False when cancelled."""
@@ -58,55 +48,18 @@ class ReviewedExport(QObject):
 
     def start(self, dataset: Dataset, reviews: Mapping[str, Review], out_dir: str | Path,
               include_annotators: bool = False) -> bool:
-        """Export to ``out_dir``; False while another export runs."""
-        if self.worker is not None:
-            return False
-        self.result, self.error = None, None
-        self.dialog = QProgressDialog("Exporting the reviewed dataset…", "Cancel", 0, max(len(dataset), 1),
-                                      self._parent)
-        self.dialog.setWindowTitle(TITLE)
-        self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        self.dialog.setMinimumDuration(300)
-        self.dialog.setAutoReset(False)
-        self.dialog.setAutoClose(False)
-        job = iter_export_reviewed(dataset, dict(reviews), out_dir, include_annotators=include_annotators)
-        worker = generator_worker(job, self._on_worker_errored)
-        worker.yielded.connect(self._on_worker_yielded)
-        worker.returned.connect(self._on_worker_returned)
-        worker.finished.connect(self._on_worker_finished)
-        self.dialog.canceled.connect(worker.quit)  # stops at the next lesion; the folder is removed
-        self.worker = worker
-        worker.start()
-        return True
+        """Export to ``out_dir``; False while another export runs. Cancel stops at the next
+        lesion and the folder is removed."""
+        job = lambda: iter_export_reviewed(dataset, dict(reviews), out_dir,  # noqa: E731
+                                           include_annotators=include_annotators)
+        return self._run(lambda on_error: generator_worker(job(), on_error),
+                         "Exporting the reviewed dataset…", len(dataset))
 
-    def _on_worker_yielded(self, step: Progress) -> None:
-        if self.dialog is not None:
-            self.dialog.setLabelText(f"Lesion {step.done} of {step.total}: {step.message}")
-            self.dialog.setValue(step.done)
+    def _step_text(self, step: Progress) -> str:
+        return f"Lesion {step.done} of {step.total}: {step.message}"
 
-    def _on_worker_returned(self, result: ReviewedExportSummary) -> None:
-        self.result = result
-
-    def _on_worker_errored(self, exc: BaseException) -> None:
-        self.error = str(exc) if isinstance(exc, IAAError | OSError) else f"{type(exc).__name__}: {exc}"
-
-    def _on_worker_finished(self) -> None:
-        self.worker = None
-        if self.dialog is not None:
-            self.dialog.reset()
-            self.dialog.deleteLater()
-            self.dialog = None
-        if not self.quiet:
-            self._show_summary()
-        self.done.emit(self.result)
-
-    def _show_summary(self) -> None:
-        if self.error is not None:
-            QMessageBox.critical(self._parent, TITLE, self.error)
-        elif self.result is None:
-            QMessageBox.information(self._parent, TITLE, "Export cancelled; nothing was written.")
-        else:
-            QMessageBox.information(self._parent, TITLE, "\n".join(summary_lines(self.result)))
+    def _summary_lines(self, result: ReviewedExportSummary) -> list[str]:
+        return summary_lines(result)
 
 
 def summary_lines(result: ReviewedExportSummary) -> list[str]:
