@@ -39,6 +39,7 @@ from iaa_desktop.core.training.predictions import (
     default_cam_head,
     prediction_paths,
     read_predictions,
+    seen_in_training,
 )
 from iaa_desktop.core.training.remote import RemoteTarget, load_remote_target, save_remote_target
 from iaa_desktop.core.training.run_records import MODE_LABELS, read_run_record
@@ -287,6 +288,19 @@ class TrainingController(QObject):
         self._prepare(size, "metadata", 0, then, on_fail=lambda: self.predictions_panel.set_busy(False))
         return True
 
+    @staticmethod
+    def _seen_images(run_dir: Path | None) -> tuple[frozenset[str] | None, str]:
+        """The images a run trained on or chose its epoch by, or ``None`` and why not."""
+        if run_dir is None:
+            return None, "no run"
+        record = read_run_record(run_dir, running=False)
+        if record.spec is None or not record.spec.data:
+            return None, "the run records no training set"
+        try:
+            return seen_in_training(record.spec.data), ""
+        except IAAError:
+            return None, f"its training set {Path(record.spec.data).name} is not readable here"
+
     # -- the training-set step -----------------------------------------------
 
     def _prepare(self, size: int, split_source: str, split_seed: int, then, on_fail=None) -> None:
@@ -456,7 +470,9 @@ class TrainingController(QObject):
             self.error.emit(str(exc))
             return
         run = self._predict_run
+        seen, seen_note = self._seen_images(run)
         self.predictions_panel.set_predictions(
             frame, title=f"{run.name if run else 'Model'}: predictions for {len(frame):,} images",
-            cam_dir=self._predict_paths.cam_dir if self._predict_paths else None)
+            cam_dir=self._predict_paths.cam_dir if self._predict_paths else None, seen=seen,
+            seen_note=seen_note)
         self.status_message.emit(f"Predictions ready for {len(frame):,} images")

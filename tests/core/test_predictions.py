@@ -98,3 +98,36 @@ def test_the_scatter_sets_the_training_median_constant_beside_the_model(tmp_path
     assert scatter.mae_ratio == pytest.approx(scatter.mae / scatter.baseline_mae)
     old = iaa_scatter(read_predictions(write_csv(tmp_path / "old.csv", iaa_pred=[0.85, 0.7, 0.75, 0.65])))
     assert math.isnan(old.baseline_mae) and math.isnan(old.mae_ratio)
+
+
+def test_the_scatter_leaves_out_the_images_the_run_saw_unless_asked(tmp_path):
+    path = write_csv(tmp_path / "p.csv", iaa_pred=[0.85, 0.7, 0.75, 0.65], iaa_baseline=[0.86] * 4)
+    frame = read_predictions(path)
+    seen = frozenset({"a", "b"})  # trained on a, chose its epoch by b; c has no IAA; d unseen
+    unseen = iaa_scatter(frame, seen=seen)
+    assert (unseen.subset, unseen.image_ids, unseen.n_left_out) == ("unseen", ("d",), 2)
+    assert unseen.mae == pytest.approx(0.05) and unseen.baseline_mae == pytest.approx(0.26)
+    only_seen = iaa_scatter(frame, seen=seen, subset="seen")
+    assert only_seen.image_ids == ("a", "b") and only_seen.n_left_out == 1
+    assert only_seen.mae == pytest.approx(np.mean([0.05, 0.1]))
+    everything = iaa_scatter(frame, seen=seen, subset="all")
+    assert everything.n == 3 and everything.n_left_out == 0
+    unknown = iaa_scatter(frame)  # which images the run saw is not known: all, and said so
+    assert unknown.subset == "all" and unknown.n == 3
+    with pytest.raises(ValueError, match="subset"):
+        iaa_scatter(frame, seen=seen, subset="test")
+
+
+def test_the_images_a_run_saw_are_its_train_and_val_splits(tmp_path):
+    import h5py
+
+    from iaa_desktop.core.training.predictions import seen_in_training
+    from iaa_desktop.core.training.training_set import TrainingSetError
+
+    with pytest.raises(TrainingSetError, match="missing.h5"):
+        seen_in_training(tmp_path / "missing.h5")
+    fake = tmp_path / "fake.h5"
+    with h5py.File(fake, "w") as h5:  # a file that is HDF5 but not a training set
+        h5["image_id"] = np.array([b"a"])
+    with pytest.raises(TrainingSetError, match="fake.h5"):
+        seen_in_training(fake)

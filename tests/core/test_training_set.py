@@ -24,6 +24,7 @@ from iaa_desktop.core.training.training_set import (
     IMAGENET_STD,
     TrainingSetError,
     iter_export_training_set,
+    read_split_ids,
     read_training_set_info,
 )
 from tests.builders import make_folder, make_imapp, tree_digest
@@ -213,6 +214,19 @@ def test_error_or_interruption_leaves_no_temporary_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk on fire"):
         _export(dataset, out / "set.h5", size=8)
     assert list(out.iterdir()) == []
+
+
+def test_split_ids_read_back_what_was_exported(tmp_path):
+    dataset = load_dataset(make_imapp(tmp_path / "r"))
+    path = tmp_path / "set.h5"
+    _export(dataset, path, size=8)
+    arrays, *_ = _read(path)
+    expected: dict[str, set[str]] = {}
+    for image_id, split in zip(arrays["image_id"], arrays["split"], strict=True):
+        expected.setdefault(split.decode(), set()).add(image_id.decode())
+    assert read_split_ids(path) == expected and sum(map(len, expected.values())) == 3
+    with pytest.raises(TrainingSetError, match="absent.h5"):
+        read_split_ids(tmp_path / "absent.h5")
 
 
 def test_read_info_round_trip_and_bad_files(tmp_path):

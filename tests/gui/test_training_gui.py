@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 from iaa_desktop.core.dataset import demo  # noqa: E402
 from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
 from iaa_desktop.core.training.plan import RunRequest, new_run_dir  # noqa: E402
+from iaa_desktop.core.training.predictions import seen_in_training  # noqa: E402
 from iaa_desktop.core.training.run_records import read_run_record  # noqa: E402
 from iaa_desktop.core.training.runs import RunSpec, append_event, read_events, save_spec  # noqa: E402
 from iaa_desktop.core.workspace_paths import runs_dir  # noqa: E402
@@ -115,9 +116,14 @@ def test_tiny_training_from_the_dialog_then_predictions_and_the_runs_after_a_res
     assert list(frame.columns) == ["predicted_iaa", "p_malignant"]
     assert frame.notna().all().all() and frame["p_malignant"].between(0, 1).all()
     panel = controller.predictions_panel
-    with_iaa = int(panel.predictions["iaa_true"].notna().sum())
-    assert panel.scatter is not None and panel.scatter.n == with_iaa > 2
-    assert "MAE" in panel.stats_label.text()
+    with_iaa = panel.predictions["iaa_true"].notna()
+    seen = seen_in_training(read_run_record(run_dir, running=False).spec.data)
+    unseen = int((with_iaa & ~panel.predictions.index.isin(list(seen))).sum())
+    assert panel.scatter is not None and panel.scatter.subset == "unseen"
+    assert panel.scatter.n == unseen and panel.scatter.n_left_out == int(with_iaa.sum()) - unseen > 2
+    assert "MAE" in panel.stats_label.text() and "never saw" in panel.stats_label.text()
+    panel.subset_combo.setCurrentIndex(panel.subset_combo.findData("all"))
+    assert panel.scatter.n == int(with_iaa.sum()) and "flattering" in panel.stats_label.text()
     cam = panel.cam_for(next(iter(dataset)).image_id, (60, 80))
     assert cam is not None and cam.shape == (60, 80) and cam.min() >= 0 and cam.max() <= 1
     true_iaa = pd.Series(0.5, index=frame.index)

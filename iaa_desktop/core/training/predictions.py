@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +20,13 @@ import numpy as np
 import pandas as pd
 
 from iaa_desktop.core.errors import IAAError
+from iaa_desktop.core.training.training_set import read_split_ids
 
 #: Columns the browser gets, with their headers.
 PREDICTION_COLUMNS = {"predicted_iaa": "Predicted IAA", "p_malignant": "P(malignant)"}
 CAM_HEADS = ("regression", "classification")
+#: The image subsets a scatter can be drawn over (see ``iaa_scatter``).
+SUBSETS = ("unseen", "all", "seen")
 PREDICTIONS_DIR = "predictions"
 
 
@@ -88,6 +92,11 @@ class ScatterData:
     #: and the MAE of predicting it for every point: the constant the model must beat.
     baseline: float = math.nan
     baseline_mae: float = math.nan
+    #: Which images the figures are over: ``unseen`` (the run neither trained nor chose its
+    #: epoch on them), ``seen`` (its train and validation images), or ``all``.
+    subset: str = "all"
+    #: Images with both values that the subset left out.
+    n_left_out: int = 0
 
     @property
     def mae_ratio(self) -> float:
@@ -100,14 +109,23 @@ class ScatterData:
         return len(self.image_ids)
 
 
-def iaa_scatter(predictions: pd.DataFrame, true_iaa: pd.Series | None = None) -> ScatterData:
+def iaa_scatter(predictions: pd.DataFrame, true_iaa: pd.Series | None = None, *,
+                seen: Collection[str] | None = None, subset: str = "unseen") -> ScatterData:
     """Scatter data of ``predicted_iaa`` against the true IAA, with the training-median constant's MAE.
 
     ``true_iaa``: image id -> IAA (the dataset's image-level agreement); the
     predictions' own ``iaa_true`` column (the training set's) when ``None``.
     Images without either value are left out; Pearson is NaN below 3 points or
     for a constant series.
+
+    ``seen``: the image ids the run trained on or chose its best epoch by
+    (``seen_in_training``); a figure over them flatters the model, so by default
+    (``subset="unseen"``) they are left out. ``subset="seen"`` keeps only them,
+    ``"all"`` every image; with ``seen=None`` (not known) every image is used and
+    the result says ``subset="all"``.
     """
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {', '.join(SUBSETS)}, not {subset!r}")
     if "predicted_iaa" not in predictions.columns:
         raise PredictionsError("these predictions have no predicted IAA (a diagnosis-only model)")
     truth = true_iaa if true_iaa is not None else predictions.get("iaa_true")
@@ -117,6 +135,12 @@ def iaa_scatter(predictions: pd.DataFrame, true_iaa: pd.Series | None = None) ->
     truth = truth[~truth.index.duplicated()]
     joined = pd.DataFrame({"predicted": predictions["predicted_iaa"],
                            "true": truth.reindex(predictions.index)}).dropna()
+    n_both = len(joined)
+    if seen is None:
+        subset = "all"
+    elif subset != "all":
+        is_seen = joined.index.isin(pd.Index(list(seen)))
+        joined = joined[~is_seen if subset == "unseen" else is_seen]
     predicted, true = joined["predicted"].to_numpy(), joined["true"].to_numpy()
     mae = float(np.mean(np.abs(predicted - true))) if len(joined) else math.nan
     pearson, p = math.nan, math.nan
@@ -137,7 +161,16 @@ def iaa_scatter(predictions: pd.DataFrame, true_iaa: pd.Series | None = None) ->
     baseline_mae = float(np.mean(np.abs(true - baseline))) if len(joined) and math.isfinite(baseline) \
         else math.nan
     return ScatterData(tuple(str(i) for i in joined.index), true, predicted, mae, pearson, p, malignant,
-                       baseline, baseline_mae)
+                       baseline, baseline_mae, subset, n_both - len(joined))
+
+
+def seen_in_training(training_set: str | Path) -> frozenset[str]:
+    """The image ids a run trained on or chose its best epoch by: its training set's train and val splits.
+
+    Raises ``TrainingSetError`` (naming the file) when the training set cannot be read.
+    """
+    splits = read_split_ids(training_set)
+    return splits.get("train", frozenset()) | splits.get("val", frozenset())
 
 
 def cam_path(cam_dir: str | Path, image_id: str, head: str) -> Path:

@@ -338,3 +338,22 @@ def read_training_set_info(path: str | Path) -> TrainingSetInfo:
         n_without_image=int(attributes.get("n_without_image", 0)),
         chunks=chunks,
     )
+
+
+def read_split_ids(path: str | Path) -> dict[str, frozenset[str]]:
+    """The image ids of each split of a training-set file (``train``, ``val``, ``test``, as stored).
+
+    Raises
+    ------
+    TrainingSetError
+        For a file that is not a readable training set (named in the message).
+    """
+    path = Path(path)
+    read_training_set_info(path)  # the same checks and messages as everywhere else
+    with h5py.File(path, "r") as h5:
+        ids = [s.decode() if isinstance(s, bytes) else str(s) for s in h5["image_id"][()]]
+        splits = [s.decode() if isinstance(s, bytes) else str(s) for s in h5["split"][()]]
+    out: dict[str, set[str]] = {}
+    for image_id, split in zip(ids, splits, strict=True):
+        out.setdefault(split, set()).add(image_id)
+    return {split: frozenset(members) for split, members in out.items()}

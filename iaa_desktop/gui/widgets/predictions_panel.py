@@ -23,6 +23,7 @@ from iaa_desktop.core.errors import IAAError
 from iaa_desktop.core.figures.style import BENIGN, MALIGNANT
 from iaa_desktop.core.training.predictions import (
     CAM_HEADS,
+    SUBSETS,
     PredictionsError,
     ScatterData,
     available_cam_heads,
@@ -50,10 +51,14 @@ class PredictionsPanel(QWidget):
         self.true_iaa: pd.Series | None = None
         self.cam_dir: Path | None = None
         self.scatter: ScatterData | None = None
+        #: The image ids the run trained on or chose its epoch by (``None``: not known).
+        self.seen: frozenset[str] | None = None
+        self.seen_note = ""
 
         self.title_label = QLabel("No predictions yet: pick a finished run and press Run on dataset", self)
         self.title_label.setWordWrap(True)
         self.stats_label = QLabel("", self)
+        self.stats_label.setWordWrap(True)  # the figures and what they are over: long at dock widths
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 0)
         self.progress_bar.setVisible(False)
@@ -63,6 +68,13 @@ class PredictionsPanel(QWidget):
         self.head_combo = QComboBox(self)
         self.head_combo.setToolTip("Which head's Grad-CAM the lesion view shows")
         self.head_combo.setEnabled(False)
+        self.subset_combo = QComboBox(self)
+        for subset, label in zip(SUBSETS, ("images the run never saw", "all images",
+                                           "the run's training and validation images"), strict=True):
+            self.subset_combo.addItem(label, subset)
+        self.subset_combo.setToolTip("Which images the MAE and the points are over: a model's figure "
+                                     "counts only on images it neither trained on nor chose its epoch by")
+        self.subset_combo.currentIndexChanged.connect(self._draw)
 
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "True IAA (mean pairwise Dice)")
@@ -92,6 +104,8 @@ class PredictionsPanel(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.title_label, 1)
+        top.addWidget(QLabel("Over", self))
+        top.addWidget(self.subset_combo)
         top.addWidget(QLabel("Grad-CAM", self))
         top.addWidget(self.head_combo)
         busy = QHBoxLayout()
@@ -120,9 +134,17 @@ class PredictionsPanel(QWidget):
         self._draw()
 
     def set_predictions(self, predictions: pd.DataFrame, *, title: str = "",
-                        cam_dir: str | Path | None = None) -> None:
-        """Show a model's predictions (``core.predictions.read_predictions``) and emit ``columns_ready``."""
+                        cam_dir: str | Path | None = None, seen: frozenset[str] | None = None,
+                        seen_note: str = "") -> None:
+        """Show a model's predictions (``core.predictions.read_predictions``) and emit ``columns_ready``.
+
+        ``seen``: the ids the run trained on or chose its epoch by (``core.predictions.
+        seen_in_training``); the figures leave them out unless the user asks. ``seen_note`` says
+        why they are not known when ``seen`` is ``None``.
+        """
         self.predictions = predictions
+        self.seen, self.seen_note = seen, seen_note
+        self.subset_combo.setEnabled(seen is not None)
         self.cam_dir = None if cam_dir is None else Path(cam_dir)
         self.title_label.setText(title or f"Predictions for {len(predictions):,} images")
         heads = available_cam_heads(self.cam_dir) if self.cam_dir else []
@@ -161,7 +183,8 @@ class PredictionsPanel(QWidget):
         if self.predictions is None:
             return
         try:
-            scatter = iaa_scatter(self.predictions, self.true_iaa)
+            scatter = iaa_scatter(self.predictions, self.true_iaa, seen=self.seen,
+                                  subset=self.subset_combo.currentData() or "unseen")
         except PredictionsError as exc:
             self.stats_label.setText(str(exc))
             return
@@ -178,7 +201,7 @@ class PredictionsPanel(QWidget):
             versus = (f" vs {scatter.baseline_mae:.3f} for the constant (training median "
                       f"{scatter.baseline:.3f}), ratio {scatter.mae_ratio:.2f}")
         self.stats_label.setText(f"MAE {mae}{versus}   Pearson r {pearson}   "
-                                 f"n = {scatter.n:,} images with a true IAA")
+                                 f"n = {scatter.n:,} {self._over_text(scatter)}")
         if scatter.n:
             low = float(min(scatter.true.min(), scatter.predicted.min(), 0.5))
             high = float(max(scatter.true.max(), scatter.predicted.max(), 1.0))
@@ -190,6 +213,17 @@ class PredictionsPanel(QWidget):
             margin = 0.03 * (high - low)
             self.plot.setRange(xRange=(low - margin, high + margin), yRange=(low - margin, high + margin),
                                padding=0)
+
+    def _over_text(self, scatter: ScatterData) -> str:
+        left_out = f"; {scatter.n_left_out:,} left out" if scatter.n_left_out else ""
+        if scatter.subset == "unseen":
+            return f"images with a true IAA the run never saw{left_out}"
+        if scatter.subset == "seen":
+            return f"images the run trained on or chose its epoch by (flattering){left_out}"
+        if self.seen is None:
+            why = f": {self.seen_note}" if self.seen_note else ""
+            return f"images with a true IAA (which ones the run trained on is not known{why})"
+        return "images with a true IAA, training images included (flattering)"
 
     def _on_points_clicked(self, _item, points, *_args) -> None:
         if len(points):
