@@ -195,16 +195,28 @@ def _write_lesion_figures(args, result, formats: tuple[str, ...]) -> list[Path]:
 
 
 def _write_extras(result, stats: dict, out: Path, parameters: dict, formats: tuple[str, ...],
-                  dpi: int) -> list[Path]:
-    """Figures and the HTML report, when their modules are installed (a note otherwise)."""
+                  dpi: int, by_metric=()) -> list[Path]:
+    """Figures and the HTML report, when their modules are installed (a note otherwise).
+
+    Each ``--iaa-metric`` gets the IAA distribution figure of its own values
+    (``iaa_distribution_<metric>``), malignant vs benign, with its test on it.
+    """
+    import numpy as np
+
     written: list[Path] = []
     figures: dict = {}
     try:
-        from iaa_desktop.core.figures import write_report_figures
+        from iaa_desktop.core.figures import export_figure, iaa_distribution_figure, write_report_figures
     except ImportError as exc:
         print(f"note: figures skipped (iaa_desktop.core.figures not available: {exc})")
     else:
         figures = write_report_figures(result, out, formats=formats, dpi=dpi)
+        for entry in by_metric:
+            if np.isfinite(entry.malignant_values).any() or np.isfinite(entry.benign_values).any():
+                fig = iaa_distribution_figure(entry.benign_values, entry.malignant_values,
+                                              annotation=entry.annotation, value_label=entry.label)
+                figures[f"iaa_distribution_{entry.metric}"] = export_figure(
+                    fig, out / f"iaa_distribution_{entry.metric}", formats=formats, dpi=dpi)
         written += [path for paths in figures.values() for path in paths]
     try:
         from iaa_desktop.core.statistics.html_report import write_html_report
@@ -312,7 +324,7 @@ def run(args) -> int:
     if not args.no_figures:
         parameters = {**inputs, **result.parameters}
         try:
-            paths += _write_extras(result, stats, args.out, parameters, formats, args.dpi)
+            paths += _write_extras(result, stats, args.out, parameters, formats, args.dpi, by_metric)
             paths += _write_lesion_figures(args, result, formats)
         except (IAAError, OSError, ValueError) as exc:
             print(f"iaa-desktop: warning: figures/HTML report not written ({exc})", file=sys.stderr)

@@ -94,6 +94,33 @@ def test_report_from_a_dataset_with_nsd_and_alpha(tmp_path, capsys, monkeypatch)
     assert tree_digest(root) == before
 
 
+def test_each_iaa_metric_gets_its_distribution_figure_in_the_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("IAA_DESKTOP_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_imapp(tmp_path / "data")
+    out = tmp_path / "out"
+    assert main(["report", str(root), "--out", str(out), "--workers", "1", "--n-boot", "0",
+                 "--figure-formats", "png", "--iaa-metric", "mr_nsd_3px"]) == 0
+    capsys.readouterr()
+    figure = out / "iaa_distribution_mr_nsd_3px.png"
+    assert figure.is_file() and (out / "iaa_distribution.png").is_file()
+    assert figure.read_bytes() != (out / "iaa_distribution.png").read_bytes()
+    assert "iaa_distribution_mr_nsd_3px" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_distribution_figure_names_the_metric_it_draws():
+    from iaa_desktop.core.figures import iaa_distribution_figure
+    from iaa_desktop.core.figures.distributions import IAA_AXIS_LABEL
+
+    label = "HD95 (px, MetricsReloaded)"
+    fig = iaa_distribution_figure([1.0, 4.0, 2.5], [6.0, 12.0], value_label=label)
+    hist_ax, box_ax = fig.axes
+    assert hist_ax.get_xlabel() == label and box_ax.get_ylabel() == label
+    assert hist_ax.get_ylabel() == "Density" and 12.0 <= hist_ax.get_xlim()[1] <= 15.0
+    assert hist_ax.get_xlim()[0] <= 1.0
+    default = iaa_distribution_figure([0.9], [0.7])
+    assert default.axes[0].get_xlabel() == IAA_AXIS_LABEL
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--iaa-metric", "nonsense"], "--iaa-metric: unknown metric nonsense"),
     (["--iaa-metric", "fleiss_kappa"], "fleiss_kappa is computed per lesion from the masks"),

@@ -33,11 +33,20 @@ def _group_label(name: str, n: int) -> str:
     return f"{name} (n = {n:,})"
 
 
-def _common_bins(groups: list[np.ndarray], n_bins: int) -> np.ndarray:
-    """Bin edges shared by every group, from a round lower limit up to Dice's maximum of 1."""
+def _common_bins(groups: list[np.ndarray], n_bins: int, up_to_one: bool = True) -> np.ndarray:
+    """Bin edges shared by every group, from a round lower limit up to Dice's maximum of 1.
+
+    ``up_to_one=False`` (a metric other than Dice: a distance, kappa) ends the bins at the
+    data's own rounded maximum instead.
+    """
     pooled = np.concatenate(groups) if groups else np.empty(0)
     if pooled.size == 0:
         return np.linspace(0.0, 1.0, n_bins + 1)
+    if not up_to_one:
+        step = 10.0 ** np.floor(np.log10(max(float(np.ptp(pooled)), 1e-12))) / 2.0
+        low = float(np.floor(pooled.min() / step) * step)
+        high = float(np.ceil(pooled.max() / step) * step)
+        return np.linspace(low, max(high, low + step), n_bins + 1)
     low = np.floor(min(pooled.min(), 1.0) * 20.0) / 20.0
     high = max(1.0, float(np.ceil(pooled.max() * 20.0) / 20.0))
     if high - low < 0.05:
@@ -110,7 +119,8 @@ def _draw_box(ax: Axes, position: float, values: np.ndarray, style: GroupStyle, 
     ax.autoscale_view()
 
 
-def iaa_distribution_figure(iaa_benign: object, iaa_malignant: object, *, annotation: str = "") -> Figure:
+def iaa_distribution_figure(iaa_benign: object, iaa_malignant: object, *, annotation: str = "",
+                            value_label: str = IAA_AXIS_LABEL) -> Figure:
     """Histogram (density, shared bins) and box plot of IAA, benign vs malignant.
 
     Parameters
@@ -120,6 +130,9 @@ def iaa_distribution_figure(iaa_benign: object, iaa_malignant: object, *, annota
     annotation : str
         The test result to print on the figure, e.g.
         ``"Mann-Whitney U p = 1.7e-07, Cohen's d = 0.21"``.
+    value_label : str
+        The axis label of the values: another per-image agreement metric (e.g.
+        ``"NSD, τ = 2 px (unitless, MetricsReloaded)"``) is drawn the same way.
 
     Returns
     -------
@@ -130,7 +143,7 @@ def iaa_distribution_figure(iaa_benign: object, iaa_malignant: object, *, annota
     with house_style():
         fig = new_figure(DOUBLE_COLUMN_IN, 2.8)
         hist_ax, box_ax = fig.subplots(1, 2, width_ratios=[2.2, 1.0])
-        bins = _common_bins(groups, 30)
+        bins = _common_bins(groups, 30, up_to_one=value_label == IAA_AXIS_LABEL)
         for values, style in zip(groups, GROUP_STYLES, strict=True):
             label = _group_label(style.label, values.size)
             if values.size == 0:
@@ -149,8 +162,8 @@ def iaa_distribution_figure(iaa_benign: object, iaa_malignant: object, *, annota
                 label=label,
             )
         hist_ax.set_xlim(bins[0], bins[-1])
-        hist_ax.set_xlabel(IAA_AXIS_LABEL)
-        hist_ax.set_ylabel("Density (per unit IAA)")
+        hist_ax.set_xlabel(value_label)
+        hist_ax.set_ylabel("Density (per unit IAA)" if value_label == IAA_AXIS_LABEL else "Density")
         # Above the axes, right of the panel letter: no bar can run under it, whatever the data.
         hist_ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False,
                        borderaxespad=0.2, handlelength=1.6, columnspacing=1.0)
@@ -168,7 +181,7 @@ def iaa_distribution_figure(iaa_benign: object, iaa_malignant: object, *, annota
             [f"{style.label}\nn = {values.size:,}" for values, style in present],
         )
         box_ax.set_xlim(0.4, max(len(present), 1) + 0.6)
-        box_ax.set_ylabel(IAA_AXIS_LABEL)
+        box_ax.set_ylabel(value_label)
         box_ax.set_ylim(*hist_ax.get_xlim())
         box_ax.set_xlabel("Malignancy")
         _panel_letter(box_ax, "b")

@@ -11,7 +11,7 @@ For a distance (lower is better) a *higher* value in malignant lesions is the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,16 @@ class MetricMalignancy:
     n_images: int
     comparison: TwoGroupComparison
     spearman_with_dice: SpearmanResult
+    #: Per-image values of each group (NaN where the metric is undefined), for the figure.
+    malignant_values: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    benign_values: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+
+    @property
+    def annotation(self) -> str:
+        """The malignant vs benign test in one line, for the figure."""
+        c = self.comparison
+        return (f"Mann-Whitney U p = {c.p_mannwhitney:.2g}, Cohen's d = {c.cohens_d:.2f}, "
+                f"AUC = {c.auc:.2f}")
 
     @property
     def same_direction_as_dice(self) -> bool | None:
@@ -69,8 +79,9 @@ def metric_malignancy(result, metric: str, chance: pd.DataFrame | None = None, *
     per_image = values.reindex(images["img_id"].astype(str)).to_numpy(dtype=np.float64)
     groups = images["group"].to_numpy()
     info = metric_info(metric)
-    comparison = compare_groups(per_image[groups == "malignant"], per_image[groups == "benign"],
-                                labels=("malignant", "benign"), n_boot=n_boot, seed=seed)
+    malignant, benign = per_image[groups == "malignant"], per_image[groups == "benign"]
+    comparison = compare_groups(malignant, benign, labels=("malignant", "benign"), n_boot=n_boot, seed=seed)
     return MetricMalignancy(metric, info.label, info.higher_is_better,
                             int(np.isfinite(per_image).sum()), comparison,
-                            spearman(images["iaa"].to_numpy(dtype=np.float64), per_image))
+                            spearman(images["iaa"].to_numpy(dtype=np.float64), per_image),
+                            malignant, benign)
