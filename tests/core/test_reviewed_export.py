@@ -12,7 +12,9 @@ import pytest
 
 from iaa_desktop.cli import main
 from iaa_desktop.core.agreement.consensus import majority_vote
+from iaa_desktop.core.agreement.engine import iter_dataset_agreement
 from iaa_desktop.core.agreement.staple import staple
+from iaa_desktop.core.agreement.tables import image_level_table
 from iaa_desktop.core.curation.reviewed_export import (
     MANIFEST_FORMAT,
     ReviewedExportError,
@@ -70,9 +72,24 @@ def test_cli_round_trip_on_a_reviewed_dataset(tmp_path, capsys):
     assert info["layout"] == "folder" and info["images"] == info["images_with_file"] == 2
     # References (2) + annotators' masks: ISIC_0000001 A00, A01; ISIC_0000002 A00 (first of two), A01, A02.
     assert info["masks"] == 2 + 5 and info["problems"] == {}
-    assert info["annotator_ids"] == ["A00", "A01", "A02", "reference"]
+    assert info["annotator_ids"] == ["A00", "A01", "A02"]  # the reference is not an annotator
 
+    # Loaded back, the reference is not an annotator: the IAA is the humans' (the source's).
+    reviewed = load_dataset(out)
+    for image_id in ("ISIC_0000001", "ISIC_0000002"):
+        lesion = reviewed.lesion(image_id)
+        assert [s.annotator for s in lesion.consensus_segmentations] == ["reference"]
+        assert "reference" not in [s.annotator for s in lesion.human_segmentations]
     source = load_dataset(root)
+    mean_dice = {}
+    for name, dataset in (("source", source), ("reviewed", reviewed)):
+        table = run_to_end(iter_dataset_agreement(dataset, workers=1, cache=None))
+        levels = image_level_table(table.pairwise)
+        mean_dice[name] = dict(zip(levels["img_id"].str.replace(r"\.\w+$", "", regex=True),
+                                   levels["dice_score_mean"], strict=True))
+    # ISIC_0000001's two annotators went over unchanged (its reference is A01's own mask,
+    # which would have added a Dice of 1 had it counted as an annotator).
+    assert mean_dice["reviewed"]["ISIC_0000001"] == mean_dice["source"]["ISIC_0000001"] < 0.9
     first, second = _masks(source, "ISIC_0000001"), _masks(source, "ISIC_0000002")
     np.testing.assert_array_equal(_read(out / "masks" / "reference" / "ISIC_0000001.png"), first["A01"])
     np.testing.assert_array_equal(_read(out / "masks" / "reference" / "ISIC_0000002.png"),

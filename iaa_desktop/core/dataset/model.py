@@ -15,8 +15,12 @@ from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
-#: Annotator codes IMA++ uses for its consensus masks (STAPLE, majority vote).
-CONSENSUS_ANNOTATORS = ("ST", "MV")
+#: Annotator codes of masks that are not a human annotator's own: IMA++'s consensus masks
+#: (STAPLE, majority vote) and ``reference``, the adjudicated reference a reviewed export
+#: writes (``core.curation.reviewed_export.REFERENCE_FOLDER``). They are left out of the
+#: human-human agreement (the IAA) and of MV/STAPLE's inputs; their pairs with the
+#: annotators are still computed.
+CONSENSUS_ANNOTATORS = ("ST", "MV", "reference")
 
 SEVERITIES = ("low", "medium", "high")
 

@@ -52,10 +52,10 @@ def per_annotator_table(pairwise: pd.DataFrame) -> pd.DataFrame:
 
 
 def _level_order(levels: Iterable[str]) -> list[str]:
-    """Human levels sorted, then the consensus levels ST and MV."""
+    """Human levels sorted, then the consensus levels (ST, MV, reference) present."""
     levels = set(levels)
     humans = sorted(level for level in levels if level not in CONSENSUS_ANNOTATORS)
-    return humans + [c for c in ("ST", "MV") if c in levels]
+    return humans + [c for c in CONSENSUS_ANNOTATORS if c in levels]
 
 
 def factor_matrices(table: pd.DataFrame) -> dict[str, pd.DataFrame]:

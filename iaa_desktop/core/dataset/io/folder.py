@@ -8,7 +8,8 @@
       metadata.csv      optional: image_id, diagnosis, benign_malignant, split, ...
       annotators.csv    optional: annotator, tool, skill_level
 
-Annotator folders named ``ST`` or ``MV`` hold consensus masks.
+Annotator folders named ``ST`` or ``MV`` hold consensus masks, and ``reference`` the adjudicated
+reference of a reviewed export: none of them counts as an annotator in the IAA.
 """
 
 from __future__ import annotations
