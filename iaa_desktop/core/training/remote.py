@@ -76,12 +76,15 @@ class RemoteTarget:
         return shlex.join(["ssh", *self.ssh_options()])
 
 
-def _q(path: PurePosixPath | str) -> str:
-    # A workdir written as ~/... must still expand remotely: keep a leading ~/ outside the quotes.
+def quote_path(path: PurePosixPath | str) -> str:
+    """A remote path quoted for the remote shell; a leading ``~/`` stays outside the quotes (it expands)."""
     text = str(path)
     if text.startswith("~/"):
         return "~/" + shlex.quote(text[2:])
     return shlex.quote(text)
+
+
+_q = quote_path
 
 
 def remote_run_dir(target: RemoteTarget, run_id: str) -> PurePosixPath:

@@ -20,7 +20,9 @@ Status of a run:
 ==============  ===============================================================
 
 A run submitted to Slurm (``slurm.json`` in its folder) is ``queued`` or ``running``
-while ``squeue`` lists its job, then its events decide as above.
+while ``squeue`` lists its job, then its events decide as above. A run submitted
+through a login node over SSH (``slurm_login.json``: a local mirror of the remote
+folder) has the status the login node last reported (``core.training.slurm_login``).
 """
 
 from __future__ import annotations
@@ -220,6 +222,10 @@ def read_run_record(run_dir: str | Path, *, running: bool | None = None,
                 spec = None
     alive = pid_alive(run_dir) if running is None else running
     status, message = derive_status(events, alive=alive, cancelled=(run_dir / CANCELLED_MARKER).is_file())
+    if not alive:
+        from iaa_desktop.core.training.slurm_login import login_status
+
+        status, message = login_status(run_dir, events) or (status, message)
     if queue is not None and not alive:
         from iaa_desktop.core.training.slurm import slurm_status
 
