@@ -84,7 +84,7 @@ def test_a_grid_submitted_through_the_login_node_is_followed_copied_back_and_can
     assert "held" in states[str(local[0])][1].lower() or "pending" in states[str(local[0])][1].lower()
 
     assert slurm_login.cancel_slurm_runs([local[1]]) == [grid["job_ids"][1]]
-    assert scan_runs(workspace)[1].status == "cancelled"
+    _refresh_until(local, ["queued", "cancelled"], 30, slurm_cluster)  # reported, then copied back
     subprocess.run(["scontrol", "release", grid["job_ids"][0].split("_")[0]], check=True)
     _refresh_until(local, ["finished", "cancelled"], 150, slurm_cluster)
 

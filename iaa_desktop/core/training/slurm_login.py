@@ -97,7 +97,7 @@ def login_failure(target: RemoteTarget, code: int, stderr: str, what: str) -> Sl
 
 def cli_command(target: RemoteTarget, args: Sequence[str]) -> list[str]:
     """``ssh LOGIN PYTHON -m iaa_desktop.cli.train_grid ARGS`` (args already quoted for the remote shell)."""
-    return target.ssh(" ".join([shlex.quote(target.python), "-m", CLI_MODULE, *args]))
+    return target.ssh(" ".join([_q(target.python), "-m", CLI_MODULE, *args]))
 
 
 def run_cli(target: RemoteTarget, args: Sequence[str], what: str, ok_codes=(0,)) -> dict:
@@ -241,15 +241,17 @@ def login_target(record: dict) -> RemoteTarget:
 def login_status(run_dir: str | Path, events: Sequence[dict]) -> tuple[str, str] | None:
     """(status, message) of a run submitted through a login node, as the login node last reported it.
 
-    ``None`` for other runs. A run whose copied-back events already end with
-    ``run_finished`` is finished whatever the last report said.
+    ``None`` for other runs. The report decides, not the copied-back events: an ended
+    status is recorded only once the whole run folder is back (``refresh_login_runs``),
+    so a run shows finished when its checkpoints are here, and the GUI polls until then.
     """
     record = read_login_record(run_dir)
     if record is None:
         return None
-    if any(e.get("event") == "run_finished" for e in events):
+    status = str(record.get("status") or "queued")
+    if status == "finished" or (status in ENDED and any(e.get("event") == "run_finished" for e in events)):
         return "finished", ""
-    return str(record.get("status") or "queued"), str(record.get("message") or "")
+    return status, str(record.get("message") or "")
 
 
 def _group(run_dirs: Iterable[str | Path]) -> dict[tuple[RemoteTarget, str], list[tuple[Path, dict]]]:
@@ -320,9 +322,9 @@ def cancel_login_runs(run_dirs: Iterable[str | Path]) -> list[str]:
         cancelled = [str(j) for j in answer.get("cancelled", [])]
         for local, record in items:
             mark_cancelled(local)
-            if record["job_id"] in cancelled or record.get("status") not in ENDED:
-                record.update(status="cancelled", message=f"Slurm job {record['job_id']} cancelled "
-                                                          f"through {target.host}", synced=False)
+            if record.get("status") not in ENDED:
+                # Still live until the next refresh reports it ended and copies its folder back.
+                record.update(message=f"Slurm job {record['job_id']}: cancel sent through {target.host}")
                 write_login_record(local, record)
         ids += cancelled
     return ids
