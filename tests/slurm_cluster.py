@@ -9,6 +9,7 @@ and then stopped again. Recipe: ENVIRONMENT.md, "A real single-node Slurm".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -146,8 +147,30 @@ def start_cluster(folder: Path, timeout: float = 30) -> Cluster:
     raise ClusterUnavailable(f"Slurm did not come up within {timeout:.0f} s:\n{cluster.log_tail()}")
 
 
+def step_daemons(cluster: Cluster) -> list[int]:
+    """The ``slurmstepd`` processes of this cluster (not of another Slurm on the machine).
+
+    A step daemon inherits slurmd's environment, and this module starts slurmd with
+    ``SLURM_CONF`` naming the cluster's own ``slurm.conf``: that is how they are told apart.
+    """
+    wanted = f"SLURM_CONF={cluster.conf}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "slurmstepd":
+                continue
+            if wanted in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:  # ended meanwhile, or not readable
+            continue
+    return pids
+
+
 def stop_cluster(cluster: Cluster) -> None:
-    """Cancel every job, then stop the daemons (and a munged this module started) by pid."""
+    """Cancel every job, stop the daemons (and a munged this module started) by pid, then the
+    cluster's own step daemons that outlived slurmd (a cancelled job's can)."""
     env = {**os.environ, "SLURM_CONF": str(cluster.conf)}
     subprocess.run(["scancel", "--full", "-u", "root"], env=env, capture_output=True, timeout=20)
     for pid in cluster.pids:
@@ -160,4 +183,12 @@ def stop_cluster(cluster: Cluster) -> None:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 break
+            time.sleep(0.1)
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        left = step_daemons(cluster)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        deadline = time.monotonic() + 5
+        while left and step_daemons(cluster) and time.monotonic() < deadline:
             time.sleep(0.1)
