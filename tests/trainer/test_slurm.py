@@ -227,8 +227,8 @@ def test_stopping_a_test_cluster_leaves_none_of_its_step_daemons(slurm_cluster, 
         env = {**os.environ, "SLURM_CONF": str(other.conf)}
         subprocess.run(["sbatch", "--wrap", "sleep 300"], env=env, check=True, capture_output=True)
         _wait(lambda: step_daemons(other), 60, "the job's step daemon", other)
-        mine = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 300"], check=True, capture_output=True,
-                              text=True).stdout.strip()  # on the session's cluster
+        mine = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 300"], check=True,
+                              capture_output=True, text=True).stdout.strip()  # on the session's cluster
         _wait(lambda: step_daemons(slurm_cluster), 60, "a step daemon of the session's cluster",
               slurm_cluster)
     finally:
