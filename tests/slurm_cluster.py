@@ -32,6 +32,8 @@ class Cluster:
     folder: Path
     conf: Path
     pids: list[int] = field(default_factory=list)
+    #: munged when this module started it (``None``: one was already running).
+    munge_pid: int | None = None
 
     def log_tail(self, lines: int = 30) -> str:
         out = []
@@ -125,9 +127,7 @@ def start_cluster(folder: Path, timeout: float = 30) -> Cluster:
         raise ClusterUnavailable("a test Slurm is started as root (slurmd must run as root); not root here")
     folder.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(folder, write_conf(folder))
-    munge_pid = _start_munge(folder)
-    if munge_pid:
-        cluster.pids.append(munge_pid)
+    cluster.munge_pid = _start_munge(folder)
     env = {**os.environ, "SLURM_CONF": str(cluster.conf)}
     for daemon, pid_file in (("slurmctld", "slurmctld.pid"), ("slurmd", "slurmd.pid")):
         subprocess.run([daemon, "-c", "-f", str(cluster.conf)] if daemon == "slurmctld"
@@ -168,22 +168,42 @@ def step_daemons(cluster: Cluster) -> list[int]:
     return pids
 
 
+def _stop(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+
+
+def _other_controllers(cluster: Cluster) -> bool:
+    """Whether a slurmctld other than this cluster's runs on the machine."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) not in cluster.pids:
+            try:
+                if (proc / "comm").read_text().strip() == "slurmctld":
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 def stop_cluster(cluster: Cluster) -> None:
     """Cancel every job, stop the daemons (and a munged this module started) by pid, then the
     cluster's own step daemons that outlived slurmd (a cancelled job's can)."""
     env = {**os.environ, "SLURM_CONF": str(cluster.conf)}
     subprocess.run(["scancel", "--full", "-u", "root"], env=env, capture_output=True, timeout=20)
     for pid in cluster.pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
+        _stop(pid)
+    # munged is shared: another test session's cluster (a second checkout on the machine) may be
+    # using it even though this one started it; it is stopped only when no other slurmctld runs.
+    if cluster.munge_pid and not _other_controllers(cluster):
+        _stop(cluster.munge_pid)
     for signum in (signal.SIGTERM, signal.SIGKILL):
         left = step_daemons(cluster)
         for pid in left:
