@@ -9,6 +9,7 @@ and then stopped again. Recipe: ENVIRONMENT.md, "A real single-node Slurm".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -31,6 +32,8 @@ class Cluster:
     folder: Path
     conf: Path
     pids: list[int] = field(default_factory=list)
+    #: munged when this module started it (``None``: one was already running).
+    munge_pid: int | None = None
 
     def log_tail(self, lines: int = 30) -> str:
         out = []
@@ -124,9 +127,7 @@ def start_cluster(folder: Path, timeout: float = 30) -> Cluster:
         raise ClusterUnavailable("a test Slurm is started as root (slurmd must run as root); not root here")
     folder.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(folder, write_conf(folder))
-    munge_pid = _start_munge(folder)
-    if munge_pid:
-        cluster.pids.append(munge_pid)
+    cluster.munge_pid = _start_munge(folder)
     env = {**os.environ, "SLURM_CONF": str(cluster.conf)}
     for daemon, pid_file in (("slurmctld", "slurmctld.pid"), ("slurmd", "slurmd.pid")):
         subprocess.run([daemon, "-c", "-f", str(cluster.conf)] if daemon == "slurmctld"
@@ -146,18 +147,68 @@ def start_cluster(folder: Path, timeout: float = 30) -> Cluster:
     raise ClusterUnavailable(f"Slurm did not come up within {timeout:.0f} s:\n{cluster.log_tail()}")
 
 
+def step_daemons(cluster: Cluster) -> list[int]:
+    """The ``slurmstepd`` processes of this cluster (not of another Slurm on the machine).
+
+    A step daemon inherits slurmd's environment, and this module starts slurmd with
+    ``SLURM_CONF`` naming the cluster's own ``slurm.conf``: that is how they are told apart.
+    """
+    wanted = f"SLURM_CONF={cluster.conf}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "slurmstepd":
+                continue
+            if wanted in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:  # ended meanwhile, or not readable
+            continue
+    return pids
+
+
+def _stop(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+
+
+def _other_controllers(cluster: Cluster) -> bool:
+    """Whether a slurmctld other than this cluster's runs on the machine."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) not in cluster.pids:
+            try:
+                if (proc / "comm").read_text().strip() == "slurmctld":
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 def stop_cluster(cluster: Cluster) -> None:
-    """Cancel every job, then stop the daemons (and a munged this module started) by pid."""
+    """Cancel every job, stop the daemons (and a munged this module started) by pid, then the
+    cluster's own step daemons that outlived slurmd (a cancelled job's can)."""
     env = {**os.environ, "SLURM_CONF": str(cluster.conf)}
     subprocess.run(["scancel", "--full", "-u", "root"], env=env, capture_output=True, timeout=20)
     for pid in cluster.pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
+        _stop(pid)
+    # munged is shared: another test session's cluster (a second checkout on the machine) may be
+    # using it even though this one started it; it is stopped only when no other slurmctld runs.
+    if cluster.munge_pid and not _other_controllers(cluster):
+        _stop(cluster.munge_pid)
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        left = step_daemons(cluster)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        deadline = time.monotonic() + 5
+        while left and step_daemons(cluster) and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from iaa_desktop.core.training.run_records import remove_pid_file, write_pid_file
 from iaa_desktop.core.training.runs import (
     LOG_FILE,
     REG_LOSSES,
@@ -162,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         append_event(run_dir, "error", message=str(exc))
         return 2
     handlers = configure_logging(run_dir)
+    # Rank 0 only (torchrun starts one process a GPU): the runs panel then sees a run started from
+    # the command line as running, and can cancel it.
+    own_pid = int(os.environ.get("RANK", "0")) == 0
+    if own_pid:
+        write_pid_file(run_dir)
     try:
         import torch  # after argument checks: importing torch takes seconds
 
@@ -180,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
     finally:
+        if own_pid:
+            remove_pid_file(run_dir)
         for handler in handlers:
             logging.getLogger().removeHandler(handler)
             handler.close()

@@ -3,7 +3,10 @@
 Submits a training grid (a run spec with ``seeds``/``backbones``/``alphas`` lists,
 see ``core.training.slurm_grid``) to Slurm as one job array and prints the job
 ids; ``--status GRID`` and ``--cancel GRID`` follow or stop it (GRID: the grid
-folder printed at submission, or its ``grid.json``).
+folder printed at submission, or its ``grid.json``; ``--cancel --run NAME`` stops
+one run of it). ``--json`` prints the grid record, the status rows or the
+cancelled job ids as one JSON object instead: the GUI reads that when it submits
+through a login node over SSH (``core.training.slurm_login``).
 
 Exit codes: 0 submitted / all runs finished / cancelled; 1 Slurm refused or a run
 failed (the message says what Slurm or the trainer said); 2 bad arguments or grid
@@ -13,6 +16,7 @@ file; 3 (``--status``) runs still queued or running.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +59,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage-dir", type=Path, metavar="DIR",
                         help="copy the training set here once for the whole grid (e.g. cluster scratch)")
     parser.add_argument("--python", default="", help="the compute nodes' Python (default: this one)")
+    parser.add_argument("--run", action="append", default=[], metavar="RUN",
+                        help="with --cancel: only this run of the grid (its folder name; repeatable)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the grid record, the status rows or the cancelled job ids as JSON "
+                             "(what the GUI reads when it submits through a login node over SSH)")
 
 
 def add_parser(sub) -> None:
@@ -66,12 +75,12 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.status:
-            return _status(args.grid)
+            return _status(args.grid, as_json=args.json)
         if args.cancel:
-            grid = load_grid_record(args.grid)
-            ids = cancel_runs(grid["runs"])
-            print(f"cancelled {len(ids)} job(s): {' '.join(ids)}" if ids else "nothing to cancel")
-            return 0
+            return _cancel(args.grid, args.run, as_json=args.json)
+        if args.run:
+            print("iaa-train-grid: --run goes with --cancel", file=sys.stderr)
+            return 2
         if args.slurm is None or args.workspace is None:
             print("iaa-train-grid: submitting needs --slurm PARTITION and --workspace DIR", file=sys.stderr)
             return 2
@@ -90,7 +99,11 @@ def _submit(args: argparse.Namespace) -> int:
                            mem_gb=args.mem_gb, time_min=args.time, account=args.account,
                            extra_sbatch=tuple(args.sbatch), max_requeues=args.max_requeues,
                            python=args.python)
-    record = submit_grid(grid, args.workspace, options, stage_dir=args.stage_dir)
+    # Absolute: the compute nodes do not start in this shell's folder.
+    record = submit_grid(grid, args.workspace.expanduser().resolve(), options, stage_dir=args.stage_dir)
+    if args.json:
+        print(json.dumps(record))
+        return 0
     array = record["job_ids"][0].split("_")[0]
     print(f"submitted {len(record['runs'])} run(s) as Slurm job array {array}; "
           f"grid: {Path(record['path']).parent}")
@@ -99,10 +112,28 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(path: Path) -> int:
+def _cancel(path: Path, runs: Sequence[str], *, as_json: bool) -> int:
+    grid = load_grid_record(path)
+    run_dirs = [Path(d) for d in grid["runs"]]
+    if runs:
+        unknown = sorted(set(runs) - {d.name for d in run_dirs})
+        if unknown:
+            raise SlurmError(f"{grid['path']}: the grid has no run {', '.join(unknown)}")
+        run_dirs = [d for d in run_dirs if d.name in runs]
+    ids = cancel_runs(run_dirs)
+    if as_json:
+        print(json.dumps({"cancelled": ids}))
+    else:
+        print(f"cancelled {len(ids)} job(s): {' '.join(ids)}" if ids else "nothing to cancel")
+    return 0
+
+
+def _status(path: Path, *, as_json: bool = False) -> int:
     grid = load_grid_record(path)
     rows = grid_status(grid)
-    for row in rows:
+    if as_json:
+        print(json.dumps({"grid": str(Path(grid["path"]).parent), "runs": rows}))
+    for row in ([] if as_json else rows):
         line = f"{row['job_id']}\t{row['status']}\t{row['epochs']} epoch(s)\t{row['run']}"
         print(line + (f"\n    {row['message'].replace(chr(10), chr(10) + '    ')}" if row["message"] else ""))
     statuses = [r["status"] for r in rows]

@@ -1,11 +1,14 @@
 """Runs on a Slurm cluster as the GUI follows them: submit, watch queued -> running -> finished, cancel.
 
-Thin: submitting and cancelling call ``core.training.slurm`` in worker threads
-(sbatch and scancel talk to the controller); the state of each run comes from
-the runs panel's own scan (``run_records.scan_runs`` asks ``squeue`` once, in
-its worker), which this object triggers every few seconds while a tracked run
-is queued or running. After a restart, ``adopt`` picks up the Slurm runs the
-scan finds still queued or running, so the docks follow them again.
+Thin: submitting and cancelling call ``core.training.slurm`` (sbatch here) or
+``core.training.slurm_login`` (the project's CLI on a login node over SSH) in
+worker threads; the state of each run comes from the runs panel's own scan
+(``run_records.scan_runs`` asks ``squeue`` once, in its worker), which this
+object triggers every few seconds while a tracked run is queued or running.
+Runs submitted through a login node are first refreshed from it (one ssh per
+grid and one rsync of the runs that train, in a worker), then scanned. After a
+restart, ``adopt`` picks up the Slurm runs the scan finds still queued or
+running, so the docks follow them again.
 """
 
 from __future__ import annotations
@@ -16,8 +19,15 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
 from iaa_desktop.core.errors import IAAError
+from iaa_desktop.core.training.remote import RemoteTarget
 from iaa_desktop.core.training.runs import read_events
-from iaa_desktop.core.training.slurm import SLURM_FILE, SlurmOptions, cancel_runs, submit_grid
+from iaa_desktop.core.training.slurm import SLURM_FILE, SlurmOptions, submit_grid
+from iaa_desktop.core.training.slurm_login import (
+    LOGIN_FILE,
+    cancel_slurm_runs,
+    refresh_login_runs,
+    submit_grid_via_login,
+)
 from iaa_desktop.gui.trainer_process import ProgressClock
 
 LIVE = ("queued", "running", "pending")
@@ -40,6 +50,8 @@ class SlurmRuns(QObject):
     progress = Signal(int, int, float)
     #: Every tracked run has ended; carries {status: count}.
     all_ended = Signal(dict)
+    #: A line for the log (a login node that did not answer a refresh; polling goes on).
+    notice = Signal(str)
 
     def __init__(self, runs_panel, parent: QObject | None = None, poll_ms: int = 3000) -> None:
         super().__init__(parent)
@@ -50,9 +62,11 @@ class SlurmRuns(QObject):
         self._offset = 0
         self._clock = ProgressClock()
         self._worker = None
+        self._poll_worker = None
+        self._last_notice = ""
         self.timer = QTimer(self)
         self.timer.setInterval(poll_ms)
-        self.timer.timeout.connect(self.runs_panel.refresh)
+        self.timer.timeout.connect(self._on_timer_timeout)
         self.runs_panel.runs_loaded.connect(self._on_runs_panel_runs_loaded)
 
     def is_active(self) -> bool:
@@ -65,15 +79,35 @@ class SlurmRuns(QObject):
                                                "errored": self._on_worker_errored})
         self._worker.start()
 
-    def cancel(self) -> None:
-        """``scancel`` every tracked run still queued or running (in a worker)."""
-        live = [run for run, status in self.statuses.items() if status in LIVE]
-        if not live:
-            return
-        self._worker = create_worker(cancel_runs, live, _start_thread=False,
+    def submit_via_login(self, specs, workspace: str | Path, options: SlurmOptions,
+                         target: RemoteTarget) -> None:
+        """Submit through a login node over SSH (copy, then its CLI; a worker): ``submitted``/``failed``."""
+        self._worker = create_worker(submit_grid_via_login, list(specs), Path(workspace), options, target,
+                                     _start_thread=False,
+                                     _connect={"returned": self._on_submit_returned,
+                                               "errored": self._on_worker_errored})
+        self._worker.start()
+
+    def cancel(self, run_dirs=None) -> bool:
+        """``scancel`` these runs, or every tracked run still queued or running (in a worker).
+
+        Runs submitted through a login node are cancelled there. False when there is nothing
+        to cancel or a submission or cancel is still under way.
+        """
+        if run_dirs is None:
+            run_dirs = [run for run, status in self.statuses.items() if status in LIVE]
+        run_dirs = [Path(d) for d in run_dirs]
+        if not run_dirs or self._worker is not None:
+            return False
+        for run in run_dirs:  # followed until they have ended (and a login node's are copied back)
+            if run not in self.runs:
+                self.runs.append(run)
+                self.statuses.setdefault(run, "")
+        self._worker = create_worker(cancel_slurm_runs, run_dirs, _start_thread=False,
                                      _connect={"returned": self._on_cancel_returned,
                                                "errored": self._on_worker_errored})
         self._worker.start()
+        return True
 
     def track(self, run_dirs) -> None:
         self.runs = [Path(d) for d in run_dirs]
@@ -84,7 +118,8 @@ class SlurmRuns(QObject):
 
     def adopt(self, records) -> bool:
         """Follow the Slurm runs among ``records`` that are still queued or running (after a restart)."""
-        live = [r.run_dir for r in records if r.status in LIVE and (r.run_dir / SLURM_FILE).is_file()]
+        live = [r.run_dir for r in records if r.status in LIVE
+                and ((r.run_dir / SLURM_FILE).is_file() or (r.run_dir / LOGIN_FILE).is_file())]
         if not live or self.is_active():
             return False
         self.track(live)
@@ -99,6 +134,33 @@ class SlurmRuns(QObject):
 
     def _on_cancel_returned(self, job_ids: list) -> None:
         self._worker = None
+        self._on_timer_timeout()
+        self.timer.start()
+
+    def _on_timer_timeout(self) -> None:
+        """Refresh the runs of a login node from it first (in a worker), then scan the runs panel."""
+        if self._poll_worker is not None:
+            return
+        remote = [run for run in self.runs if (run / LOGIN_FILE).is_file()]
+        if not remote:
+            self.runs_panel.refresh()
+            return
+        self._poll_worker = create_worker(refresh_login_runs, remote, _start_thread=False,
+                                          _connect={"returned": self._on_poll_returned,
+                                                    "errored": self._on_poll_errored})
+        self._poll_worker.start()
+
+    def _on_poll_returned(self, _states: dict) -> None:
+        self._poll_worker = None
+        self._last_notice = ""
+        self.runs_panel.refresh()
+
+    def _on_poll_errored(self, exc: BaseException) -> None:
+        self._poll_worker = None
+        text = str(exc) if isinstance(exc, IAAError) else f"{type(exc).__name__}: {exc}"
+        if text != self._last_notice:  # once, not every few seconds while the login node is away
+            self._last_notice = text
+            self.notice.emit(f"{text} (trying again)")
         self.runs_panel.refresh()
 
     def _on_worker_errored(self, exc: BaseException) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Generator
 from pathlib import Path
 
 import pandas as pd
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 from superqt.utils import create_worker
 
@@ -42,8 +42,9 @@ from iaa_desktop.core.training.predictions import (
     seen_in_training,
 )
 from iaa_desktop.core.training.remote import RemoteTarget, load_remote_target, save_remote_target
-from iaa_desktop.core.training.run_records import MODE_LABELS, read_run_record
+from iaa_desktop.core.training.run_records import MODE_LABELS, pid_alive, read_run_record, stop_local_run
 from iaa_desktop.core.training.runs import RunSpec, read_events
+from iaa_desktop.core.training.slurm_login import is_slurm_run, login_target, read_login_record
 from iaa_desktop.core.training.slurm_plan import slurm_options
 from iaa_desktop.core.workspace_paths import workspace_dir_for
 from iaa_desktop.gui.remote_trainer import RemoteTrainerProcess
@@ -151,6 +152,8 @@ class TrainingController(QObject):
         self.slurm_runs.event.connect(self.monitor.add_event)
         self.slurm_runs.progress.connect(self.monitor.set_progress)
         self.slurm_runs.all_ended.connect(self._on_slurm_runs_all_ended)
+        self.slurm_runs.notice.connect(self.monitor.append_log)
+        self.runs_panel.cancel_requested.connect(self.cancel_run)
         self.runs_panel.runs_loaded.connect(self._on_runs_panel_runs_loaded)
 
     # -- public API ---------------------------------------------------------
@@ -189,7 +192,7 @@ class TrainingController(QObject):
             self.error.emit("\n".join(problems))
             return False
         self.last_request = request
-        self.remote = remote_target(request)
+        self.remote = remote_target(request) if request.slurm is None else None
         self.monitor.start_run("", "Preparing the training set", request.mode)
         self.monitor.append_log(f"Preparing the training set ({request.input_size} px)…")
 
@@ -203,8 +206,15 @@ class TrainingController(QObject):
             self.monitor.append_log(describe_specs(self.queue))
             if request.slurm is not None:
                 specs, self.queue = self.queue, []
+                options = slurm_options(request.slurm)
+                if request.slurm.submit_from == "ssh":
+                    login = remote_target(request)
+                    self.monitor.append_log(f"Copying the training set to {login.host} ({login.workdir}) "
+                                            f"and submitting {len(specs)} run(s) to Slurm there…")
+                    self.slurm_runs.submit_via_login(specs, self.workspace, options, login)
+                    return
                 self.monitor.append_log(f"Submitting {len(specs)} run(s) to Slurm…")
-                self.slurm_runs.submit(specs, self.workspace, slurm_options(request.slurm))
+                self.slurm_runs.submit(specs, self.workspace, options)
                 return
             self._start_next()
 
@@ -226,6 +236,44 @@ class TrainingController(QObject):
         if self.predictor.is_running():
             self.predictor.cancel()
 
+    def cancel_run(self, run_dir: str | Path) -> bool:
+        """Stop one run, wherever it trains: this window's trainer (local or SSH), a Slurm job (here or
+        through its login node), or a local trainer this window did not start (the command line, an
+        earlier window: SIGTERM to its ``trainer.pid``). False (and ``error``) when it cannot."""
+        run_dir = Path(run_dir)
+        for process in (self.local_trainer, self.remote_trainer):
+            if process.is_running() and self.current_run is not None and run_dir == Path(self.current_run):
+                self.monitor.append_log(f"Cancelling {run_dir.name}…")
+                process.cancel()
+                return True
+        if is_slurm_run(run_dir):
+            if not self.slurm_runs.cancel([run_dir]):
+                self.error.emit("A Slurm submission or cancel is still under way: try again in a moment.")
+                return False
+            self.monitor.append_log(f"Cancelling the Slurm job of {run_dir.name}…")
+            return True
+        try:
+            stopped = stop_local_run(run_dir)
+        except IAAError as exc:
+            self.error.emit(str(exc))
+            return False
+        if not stopped:
+            self.error.emit(f"{run_dir.name} is not running here: there is nothing to cancel.")
+            return False
+        self.monitor.append_log(f"Cancelling {run_dir.name} (SIGTERM to its trainer)…")
+        self._refresh_when_stopped(run_dir)
+        return True
+
+    def _refresh_when_stopped(self, run_dir: Path, tries: int = 60) -> None:
+        """Rescan the runs once the trainer has gone (it writes its last event first), or after 30 s."""
+        def check() -> None:
+            if pid_alive(run_dir) and tries > 0:
+                self._refresh_when_stopped(run_dir, tries - 1)
+            else:
+                self.runs_panel.refresh()
+
+        QTimer.singleShot(500, check)
+
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Before the window closes: stop the export, stop a local run gracefully (resumable later),
         stop predicting. A remote run goes on on its machine; only the polling stops."""
@@ -241,6 +289,11 @@ class TrainingController(QObject):
         run_dir = Path(run_dir)
         if self.is_busy():
             self.error.emit("A training run or an export is already going on.")
+            return False
+        login = read_login_record(run_dir)
+        if login is not None:
+            self.error.emit(f"{run_dir.name} trained on Slurm through {login_target(login).host}: resume it "
+                            "there (iaa-train --out RUN_FOLDER --resume in a job), or start the grid again.")
             return False
         record = read_run_record(run_dir, running=False)
         spec = record.spec

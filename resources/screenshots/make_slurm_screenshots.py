@@ -2,6 +2,8 @@
 
     xvfb-run -a -s "-screen 0 1600x1000x24" \\
         .venv/bin/python resources/screenshots/make_slurm_screenshots.py [OUT] [--test-cluster]
+    xvfb-run -a -s "-screen 0 1280x800x24" \\
+        .venv/bin/python resources/screenshots/make_slurm_screenshots.py [OUT] --dialog-only [--login HOST]
 
 Needs a Slurm the machine can submit to (``SLURM_CONF`` set, partition ``debug``
 unless ``SLURM_PARTITION`` says otherwise); ``--test-cluster`` starts the tests'
@@ -9,7 +11,9 @@ throwaway single-node Slurm (as root; tests/slurm_cluster.py) and stops it at th
 end. Opens the demo, fills the run dialog's Slurm section (2 seeds x 2 α, tiny
 runs on the CPU), submits, and writes ``01_run_dialog_slurm.png``,
 ``02_training_dock_slurm.png`` (jobs queued/running) and ``03_runs_finished.png`` in OUT
-(default /tmp/iaa-slurm-shots).
+(default /tmp/iaa-slurm-shots). ``--dialog-only`` stops after the dialog (no Slurm
+needed) and also saves the whole screen (``00_screen.png``: does the dialog fit?);
+``--login HOST`` fills the dialog for submitting through a login node over SSH.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ SIZE = (1600, 1000)
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    login = sys.argv[sys.argv.index("--login") + 1] if "--login" in sys.argv else ""
+    args = [a for a in sys.argv[1:] if not a.startswith("--") and a != login]
     out = Path(args[0] if args else "/tmp/iaa-slurm-shots")
     out.mkdir(parents=True, exist_ok=True)
     os.environ["IAA_DESKTOP_WORKSPACES_DIR"] = str(out / "workspaces")
     os.environ["IAA_DESKTOP_CACHE_DIR"] = str(out / "cache")
     cluster = None
-    if "--test-cluster" in sys.argv:
+    if "--test-cluster" in sys.argv and "--dialog-only" not in sys.argv:
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
         from tests.slurm_cluster import start_cluster
 
@@ -73,15 +78,18 @@ def run(out: Path) -> None:
 
     settings = QSettings(tempfile.mkdtemp(prefix="iaa-settings-") + "/s.ini", QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
-    window.resize(*SIZE)
+    dialog_only = "--dialog-only" in sys.argv
+    room = app.primaryScreen().availableGeometry()
+    window.resize(min(SIZE[0], room.width()), min(SIZE[1], room.height()))
     window.show()
     training = window.training
     controller = training.controller
     ended = []
     controller.run_ended.connect(lambda *a: ended.append(a))
     controller.error.connect(lambda message: print("error:", message, flush=True))
-    window.open_dataset(None)
-    wait(lambda: window.analysis is not None and not window.is_busy())
+    if not dialog_only:
+        window.open_dataset(None)
+        wait(lambda: window.analysis is not None and not window.is_busy())
 
     dialog = controller.open_run_dialog(window)
     dialog.task_combo.setCurrentIndex(dialog.task_combo.findData("multitask"))
@@ -98,7 +106,21 @@ def run(out: Path) -> None:
     fields.cpus_spin.setValue(1)
     fields.time_spin.setValue(30)
     fields.alphas_edit.setText("0.25")
+    login = sys.argv[sys.argv.index("--login") + 1] if "--login" in sys.argv else ""
+    if login:
+        fields.submit_combo.setCurrentIndex(fields.submit_combo.findData("ssh"))
+        dialog.host_edit.setText(login)
+        dialog.python_edit.setText("~/envs/iaa/bin/python")
+        dialog.workdir_edit.setText("/shared/me/iaa-desktop")
+    wait(lambda: True)
+    dialog.scroll.ensureWidgetVisible(dialog.slurm_fields.alphas_edit)  # the Slurm section, at the end
     shot(dialog, "01_run_dialog_slurm")
+    if dialog_only:
+        wait(lambda: True)
+        app.primaryScreen().grabWindow(0).save(str(out / "00_screen.png"))
+        print("wrote", out / "00_screen.png", flush=True)
+        window.close()
+        return
     dialog.accept()
 
     training._show("training")

@@ -215,3 +215,27 @@ def test_slurm_warning_then_sigterm_stop_the_trainer_once_with_its_event(trainin
     errors = [e for e in read_events(run_dir)[0] if e["event"] == "error"]
     assert len(errors) == 1 and "interrupted" in errors[0]["message"], errors
     assert read_run_record(run_dir, running=False).resumable
+
+
+def test_stopping_a_test_cluster_leaves_none_of_its_step_daemons(slurm_cluster, tmp_path):
+    """A second throwaway cluster with a running job: stopped, none of its slurmstepd is left, and
+    the session's cluster (another Slurm on the same machine) still runs its own."""
+    from tests.slurm_cluster import start_cluster, step_daemons, stop_cluster
+
+    other, mine = start_cluster(tmp_path / "other"), None
+    try:
+        env = {**os.environ, "SLURM_CONF": str(other.conf)}
+        subprocess.run(["sbatch", "--wrap", "sleep 300"], env=env, check=True, capture_output=True)
+        _wait(lambda: step_daemons(other), 60, "the job's step daemon", other)
+        mine = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 300"], check=True,
+                              capture_output=True, text=True).stdout.strip()  # on the session's cluster
+        _wait(lambda: step_daemons(slurm_cluster), 60, "a step daemon of the session's cluster",
+              slurm_cluster)
+    finally:
+        stop_cluster(other)
+    try:
+        assert step_daemons(other) == []
+        assert step_daemons(slurm_cluster), "the session cluster's step daemons were stopped too"
+    finally:
+        if mine:
+            subprocess.run(["scancel", mine], check=True)

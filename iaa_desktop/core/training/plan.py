@@ -86,7 +86,8 @@ class RunRequest:
     max_steps_per_epoch: int = 0
     #: Fast mode: backbone frozen, features computed once, heads trained (``trainer.fast``).
     fast: bool = False
-    #: Train on another machine over SSH (``core.remote``); empty: on this computer.
+    #: Train on another machine over SSH (``core.remote``); empty: on this computer. With ``slurm``
+    #: submitting from a login node, the login node (``core.training.slurm_login``).
     remote_host: str = ""
     remote_python: str = "python3"
     remote_workdir: str = "iaa-desktop"
@@ -198,7 +199,13 @@ def request_problems(request: RunRequest) -> list[str]:
         problems.append(str(exc)[0].upper() + str(exc)[1:] + ".")
     if request.slurm is not None:
         problems += slurm_request_problems(request.slurm)
-        if request.remote_host.strip():
+        if request.slurm.submit_from == "ssh":
+            if not request.remote_host.strip():
+                problems.append("Slurm through a login node: give the login node as SSH host.")
+            if pretrained not in ("none", *IMAGENET_CHOICES):
+                problems.append("Pretrained weights from a local file cannot be sent through a login node: "
+                                "choose ImageNet or none.")
+        elif request.remote_host.strip():
             problems.append("Train on Slurm or on an SSH host, not both.")
     return problems
 

@@ -76,12 +76,15 @@ class RemoteTarget:
         return shlex.join(["ssh", *self.ssh_options()])
 
 
-def _q(path: PurePosixPath | str) -> str:
-    # A workdir written as ~/... must still expand remotely: keep a leading ~/ outside the quotes.
+def quote_path(path: PurePosixPath | str) -> str:
+    """A remote path quoted for the remote shell; a leading ``~/`` stays outside the quotes (it expands)."""
     text = str(path)
     if text.startswith("~/"):
         return "~/" + shlex.quote(text[2:])
     return shlex.quote(text)
+
+
+_q = quote_path
 
 
 def remote_run_dir(target: RemoteTarget, run_id: str) -> PurePosixPath:
@@ -112,7 +115,7 @@ def start_command(target: RemoteTarget, run_id: str, training_set: str | Path, *
                   threads: int | None = None, extra_args: tuple[str, ...] = ()) -> list[str]:
     """Start ``python -m trainer`` in the background on the remote machine (survives the SSH session)."""
     run_dir = remote_run_dir(target, run_id)
-    args = [shlex.quote(target.python), "-m", "trainer"]
+    args = [_q(target.python), "-m", "trainer"]
     if not resume:
         args.append(_q(run_dir / RUN_SPEC_FILE))
     args += ["--data", _q(remote_training_set(target, training_set)), "--out", _q(run_dir)]

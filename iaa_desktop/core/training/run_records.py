@@ -20,7 +20,9 @@ Status of a run:
 ==============  ===============================================================
 
 A run submitted to Slurm (``slurm.json`` in its folder) is ``queued`` or ``running``
-while ``squeue`` lists its job, then its events decide as above.
+while ``squeue`` lists its job, then its events decide as above. A run submitted
+through a login node over SSH (``slurm_login.json``: a local mirror of the remote
+folder) has the status the login node last reported (``core.training.slurm_login``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import signal
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,24 +105,74 @@ class RunRecord:
 
 # --- one run ---------------------------------------------------------------------------------------
 
-def pid_alive(run_dir: str | Path) -> bool:
-    """Whether ``trainer.pid`` names a live process that is a trainer."""
+def live_pid(run_dir: str | Path) -> int | None:
+    """The process id in ``trainer.pid`` when it names a live trainer on this machine, else ``None``.
+
+    The file holds the process id, and when the trainer wrote it itself, its host on a
+    second line: a run folder on a shared file system (Slurm) or copied back from
+    another machine names a process there, never one here.
+    """
     path = Path(run_dir) / PID_FILE
     try:
-        pid = int(path.read_text(encoding="utf-8").strip())
+        fields = path.read_text(encoding="utf-8").split()
+        pid = int(fields[0])
+        if len(fields) > 1 and fields[1] != socket.gethostname():
+            return None
         os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
+    except (OSError, ValueError, IndexError):
+        return None
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.is_file():  # Linux: make sure the id was not reused by another program
         try:
             args = cmdline.read_bytes().split(b"\0")
         except OSError:
-            return False
+            return None
         # `python -m trainer ...`, `python -m trainer.predict ...` or the iaa-train script;
         # not any process that merely has "trainer" somewhere (pytest tests/trainer).
-        return any(arg == b"trainer" or arg.startswith(b"trainer.") or arg.endswith(b"iaa-train")
-                   for arg in args)
+        if not any(arg == b"trainer" or arg.startswith(b"trainer.") or arg.endswith(b"iaa-train")
+                   for arg in args):
+            return None
+    return pid
+
+
+def pid_alive(run_dir: str | Path) -> bool:
+    """Whether ``trainer.pid`` names a live process that is a trainer (on this machine)."""
+    return live_pid(run_dir) is not None
+
+
+def write_pid_file(run_dir: str | Path) -> Path:
+    """The trainer records its own process id and host, so that a run started from the command line
+    shows as running (not interrupted) in the runs panel, and can be cancelled from there."""
+    path = Path(run_dir) / PID_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n{socket.gethostname()}\n", encoding="utf-8")
+    return path
+
+
+def remove_pid_file(run_dir: str | Path) -> None:
+    """Remove ``trainer.pid`` when it still names this process (another may have started since)."""
+    path = Path(run_dir) / PID_FILE
+    try:
+        if int(path.read_text(encoding="utf-8").split()[0]) == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, IndexError):
+        pass
+
+
+def stop_local_run(run_dir: str | Path) -> bool:
+    """SIGTERM the trainer of a run that trains on this machine (whoever started it); marks it cancelled.
+
+    False when no live trainer of the run is known here. The trainer stops at once and
+    writes its ``interrupted`` event; every finished epoch is saved (Resume goes on).
+    """
+    pid = live_pid(run_dir)
+    if pid is None:
+        return False
+    mark_cancelled(run_dir)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:  # it ended in between
+        return False
     return True
 
 
@@ -220,6 +274,10 @@ def read_run_record(run_dir: str | Path, *, running: bool | None = None,
                 spec = None
     alive = pid_alive(run_dir) if running is None else running
     status, message = derive_status(events, alive=alive, cancelled=(run_dir / CANCELLED_MARKER).is_file())
+    if not alive:
+        from iaa_desktop.core.training.slurm_login import login_status
+
+        status, message = login_status(run_dir, events) or (status, message)
     if queue is not None and not alive:
         from iaa_desktop.core.training.slurm import slurm_status
 

@@ -381,7 +381,8 @@ def grid_status(grid: dict) -> list[dict]:
     rows = []
     for run_dir in run_dirs:
         record = read_run_record(run_dir, running=False, queue=queue)
-        rows.append({"run": run_dir.name, "job_id": (read_slurm_record(run_dir) or {}).get("job_id", ""),
+        rows.append({"run": run_dir.name, "run_dir": str(run_dir),
+                     "job_id": (read_slurm_record(run_dir) or {}).get("job_id", ""),
                      "status": record.status, "epochs": record.epochs_done,
                      "message": record.message})
     return rows

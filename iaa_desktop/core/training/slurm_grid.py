@@ -77,3 +77,21 @@ def load_grid(path: str | Path) -> GridSpec:
         return grid_from_dict(values)
     except RunSpecError as exc:
         raise RunSpecError(f"{path}: {exc}") from None
+
+
+def grid_values(specs: list[RunSpec]) -> dict:
+    """A grid file's mapping (base spec + seeds/backbones/alphas lists) that gives back exactly ``specs``.
+
+    ``specs`` must be a full cross of its seeds, backbones and α values in grid
+    order (as ``GridSpec.specs`` or the run dialog make them); ``RunSpecError`` otherwise.
+    """
+    if not specs:
+        raise RunSpecError("the grid has no runs")
+    base = specs[0]
+    grid = GridSpec(base, seeds=tuple(dict.fromkeys(s.seed for s in specs)),
+                    backbones=tuple(dict.fromkeys(s.backbone for s in specs)),
+                    alphas=tuple(dict.fromkeys(s.alpha for s in specs)))
+    if grid.specs() != list(specs):
+        raise RunSpecError("these runs are not one grid (seeds x backbones x α over one spec)")
+    return {**base.to_dict(), "seeds": list(grid.seeds), "backbones": list(grid.backbones),
+            "alphas": list(grid.alphas)}

@@ -21,7 +21,11 @@ _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 @dataclass(frozen=True)
 class SlurmRequest:
-    """Slurm fields of the run dialog; ``backbones``/``alphas``: extra grid axes as typed (comma lists)."""
+    """Slurm fields of the run dialog; ``backbones``/``alphas``: extra grid axes as typed (comma lists).
+
+    ``submit_from``: ``local`` (sbatch on this machine) or ``ssh`` (the project's CLI on a login
+    node: the request's SSH host, Python and folder; ``core.training.slurm_login``).
+    """
 
     partition: str = ""
     gpus_per_node: int = 0
@@ -32,6 +36,10 @@ class SlurmRequest:
     extra_sbatch: str = ""
     backbones: str = ""
     alphas: str = ""
+    submit_from: str = "local"
+
+
+SUBMIT_FROM = ("local", "ssh")
 
 
 def _items(text: str) -> list[str]:
@@ -61,6 +69,8 @@ def slurm_request_problems(request: SlurmRequest) -> list[str]:
     from iaa_desktop.core.training.slurm import SlurmError
 
     problems = []
+    if request.submit_from not in SUBMIT_FROM:
+        problems.append(f"Submit from must be local or ssh, not {request.submit_from!r}.")
     if request.partition and not _NAME.match(request.partition):
         problems.append(f"Partition {request.partition!r}: letters, digits, _ . - only (empty: the default).")
     bad = [b for b in parse_backbones(request.backbones) if not _NAME.match(b)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shiboken6
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,10 +20,12 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -156,8 +159,9 @@ class RunDialog(QDialog):
         self.where_combo = QComboBox(self)
         self.where_combo.addItem("This computer", "local")
         self.where_combo.addItem("Remote machine over SSH", "remote")
-        self.where_combo.addItem("Slurm cluster (sbatch on this machine)", "slurm")
+        self.where_combo.addItem("Slurm cluster", "slurm")
         self.slurm_fields = SlurmFields(initial.slurm, self)
+        self.slurm_fields.submit_from_changed.connect(self._on_where_combo_changed)
         self.host_edit = QLineEdit(initial.remote_host, self)
         self.host_edit.setPlaceholderText("user@gpu-host (key-based SSH)")
         self.python_edit = QLineEdit(initial.remote_python, self)
@@ -207,10 +211,22 @@ class RunDialog(QDialog):
         self.note = QLabel(self._note_text(), self)
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #555;")
+        # The fields scroll when the screen is lower than the dialog (the Slurm section makes it
+        # about 900 px tall); the problems and the buttons stay in view below them.
+        content = QWidget(self)
+        fields = QVBoxLayout(content)
+        fields.setContentsMargins(0, 0, 0, 0)
+        fields.addWidget(self.note)
+        fields.addLayout(form)
+        fields.addWidget(self.slurm_fields)
+        fields.addStretch(1)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidget(content)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.note)
-        layout.addLayout(form)
-        layout.addWidget(self.slurm_fields)
+        layout.addWidget(self.scroll, 1)
         layout.addWidget(self.problems_label)
         layout.addWidget(self.buttons)
 
@@ -275,8 +291,13 @@ class RunDialog(QDialog):
             **self._remote_fields(),
             slurm=self.slurm_fields.request() if self.where_combo.currentData() == "slurm" else None)
 
+    def _uses_ssh(self) -> bool:
+        """SSH host, Python and folder are used: training on it, or submitting to Slurm from it."""
+        where = self.where_combo.currentData()
+        return where == "remote" or (where == "slurm" and self.slurm_fields.submit_from() == "ssh")
+
     def _remote_fields(self) -> dict:
-        if self.where_combo.currentData() != "remote":
+        if not self._uses_ssh():
             return {}
         return {"remote_host": self.host_edit.text().strip() or "(no host)",
                 "remote_python": self.python_edit.text(), "remote_workdir": self.workdir_edit.text()}
@@ -330,12 +351,38 @@ class RunDialog(QDialog):
         self.split_seed_spin.setToolTip("Seed of the stratified split (used when the metadata has none)")
 
     def _on_where_combo_changed(self, *_args) -> None:
-        remote = self.where_combo.currentData() == "remote"
+        ssh = self._uses_ssh()
         for edit in (self.host_edit, self.python_edit, self.workdir_edit):
-            edit.setEnabled(remote)
-        self.slurm_fields.setVisible(self.where_combo.currentData() == "slurm")
+            edit.setEnabled(ssh)
+        login = self.where_combo.currentData() == "slurm"
+        self.host_edit.setPlaceholderText("user@login-node (key-based SSH)" if login else
+                                          "user@gpu-host (key-based SSH)")
+        self.python_edit.setToolTip(
+            "The login node's python, with iaa-desktop[cluster] installed (it runs iaa-train-grid)" if login
+            else "The remote environment's python, with iaa-desktop[train] installed")
+        self.workdir_edit.setToolTip(
+            "Folder for training sets, grids and runs on the cluster's shared file system (relative to the "
+            "home folder)" if login else
+            "Remote folder for training sets and runs (relative to the home folder)")
+        self.slurm_fields.setVisible(login)
         self.note.setText(self._note_text())
-        self.adjustSize()
+        self.fit_to_screen()
+
+    def fit_to_screen(self) -> None:
+        """As tall as the fields need, but never taller than the screen: the fields scroll instead."""
+        content = self.scroll.widget()
+        content.adjustSize()
+        margins = self.layout().contentsMargins()
+        spacing = self.layout().spacing()
+        chrome = (margins.top() + margins.bottom() + 2 * spacing + self.buttons.sizeHint().height()
+                  + (self.problems_label.sizeHint().height() if self.problems_label.text() else 0))
+        wanted = content.sizeHint().height() + chrome
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        # Leave room for the window frame and a panel or dock on the screen's edge.
+        room = screen.availableGeometry().height() - 60 if screen is not None else wanted
+        width = content.sizeHint().width() + margins.left() + margins.right() \
+            + self.scroll.verticalScrollBar().sizeHint().width()
+        self.resize(max(self.width(), width) if self.isVisible() else width, min(wanted, room))
 
     def _note_text(self) -> str:
         how = ("each seed x backbone x α is one Slurm job of one job array, run as the cluster allows"

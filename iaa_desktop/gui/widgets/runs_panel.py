@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -49,6 +50,7 @@ from iaa_desktop.core.training.run_records import (
     records_frame,
     scan_runs,
 )
+from iaa_desktop.core.training.slurm_login import is_slurm_run
 
 _Index = QModelIndex | QPersistentModelIndex
 _BASELINE_PEN = pg.mkPen("#222", width=2, style=Qt.PenStyle.DashLine)
@@ -107,6 +109,10 @@ class FrameModel(QAbstractTableModel):
         return section + 1
 
 
+#: Statuses a run can be cancelled in.
+CANCELLABLE = ("running", "queued")
+
+
 def _table(parent: QWidget, multi: bool) -> tuple[QTableView, FrameModel]:
     view = QTableView(parent)
     model = FrameModel(view)
@@ -132,6 +138,8 @@ class RunsPanel(QWidget):
     run_selected = Signal(object)
     #: The user asked to resume a run; carries its directory.
     resume_requested = Signal(str)
+    #: The user asked (and confirmed) to cancel a queued or running run; carries its directory.
+    cancel_requested = Signal(str)
     #: The user asked to run a model on the loaded dataset; carries its run directory.
     predict_requested = Signal(str)
     #: The comparison changed; carries the comparison DataFrame.
@@ -161,6 +169,12 @@ class RunsPanel(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
         self.resume_button = QPushButton("Resume", self)
         self.resume_button.clicked.connect(self._on_resume_button_clicked)
+        self.cancel_button = QPushButton("Cancel run…", self)
+        self.cancel_button.setToolTip("Stop the selected run (a queued or running Slurm job is scancel-ed); "
+                                      "its finished epochs stay saved and Resume goes on from them")
+        self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
+        self.runs_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.runs_view.customContextMenuRequested.connect(self._on_runs_view_context_menu)
         self.predict_button = QPushButton("Run on dataset", self)
         self.predict_button.setToolTip("Predict IAA / malignancy (and Grad-CAM) for the loaded dataset")
         self.predict_button.clicked.connect(self._on_predict_button_clicked)
@@ -181,7 +195,7 @@ class RunsPanel(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
 
         buttons = QHBoxLayout()
-        for widget in (self.refresh_button, self.resume_button, self.predict_button):
+        for widget in (self.refresh_button, self.resume_button, self.cancel_button, self.predict_button):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         buttons.addWidget(self.summary_label)
@@ -366,6 +380,7 @@ class RunsPanel(QWidget):
         current = selected[-1] if selected else None
         self.resume_button.setEnabled(current is not None and current.resumable
                                       and str(current.run_dir) not in self.running)
+        self.cancel_button.setEnabled(current is not None and current.status in CANCELLABLE)
         self.predict_button.setEnabled(current is not None and current.status == "finished")
         has = not self.comparison.empty
         self.export_csv_button.setEnabled(has)
@@ -375,6 +390,40 @@ class RunsPanel(QWidget):
         selected = self.selected_records()
         if selected:
             self.resume_requested.emit(str(selected[-1].run_dir))
+
+    def _on_cancel_button_clicked(self) -> None:
+        selected = self.selected_records()
+        if selected and selected[-1].status in CANCELLABLE:
+            self.confirm_cancel(selected[-1])
+
+    def confirm_cancel(self, record: RunRecord) -> bool:
+        """Ask before cancelling ``record``; ``cancel_requested`` when the user says yes."""
+        where = "Its Slurm job is cancelled (scancel)" if is_slurm_run(record.run_dir) else \
+            "Its trainer is stopped"
+        answer = QMessageBox.question(
+            self, "Cancel run", f"Cancel {record.run_id} ({record.status})?\n\n{where}; the epochs it has "
+            "finished stay saved and Resume goes on from the last one.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        self.cancel_requested.emit(str(record.run_dir))
+        return True
+
+    def _on_runs_view_context_menu(self, pos) -> None:
+        row = self.runs_view.indexAt(pos).row()
+        if not 0 <= row < len(self.records):
+            return
+        record = self.records[row]
+        menu = QMenu(self)
+        cancel = menu.addAction("Cancel run…")
+        cancel.setEnabled(record.status in CANCELLABLE)
+        resume = menu.addAction("Resume")
+        resume.setEnabled(record.resumable and str(record.run_dir) not in self.running)
+        chosen = menu.exec(self.runs_view.viewport().mapToGlobal(pos))
+        if chosen is cancel:
+            self.confirm_cancel(record)
+        elif chosen is resume:
+            self.resume_requested.emit(str(record.run_dir))
 
     def _on_predict_button_clicked(self) -> None:
         selected = self.selected_records()

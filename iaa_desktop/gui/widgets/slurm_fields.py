@@ -6,7 +6,16 @@ Only gathers text and numbers into a ``core.training.slurm_plan.SlurmRequest``;
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QGroupBox, QLineEdit, QSpinBox, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
 
 from iaa_desktop.core.training.slurm_plan import SlurmRequest
 
@@ -14,9 +23,22 @@ from iaa_desktop.core.training.slurm_plan import SlurmRequest
 class SlurmFields(QGroupBox):
     """Slurm job resources and the grid's backbone and α lists (one job per seed x backbone x α)."""
 
+    #: Where the grid is submitted from changed ("local" or "ssh").
+    submit_from_changed = Signal(str)
+
     def __init__(self, initial: SlurmRequest | None = None, parent: QWidget | None = None) -> None:
         super().__init__("Slurm cluster (one job per seed × backbone × α, a job array)", parent)
         initial = initial or SlurmRequest()
+        self.submit_combo = QComboBox(self)
+        self.submit_combo.addItem("This machine (sbatch here)", "local")
+        self.submit_combo.addItem("A login node over SSH (the SSH host above)", "ssh")
+        self.submit_combo.setToolTip(
+            "Over SSH the grid is submitted by iaa-train-grid on the login node: its Python (Remote Python) "
+            "needs iaa-desktop[cluster], and the remote folder must be on the cluster's shared file system; "
+            "the training set is copied there once and the run folders are copied back as they train")
+        self.submit_combo.setCurrentIndex(max(0, self.submit_combo.findData(initial.submit_from)))
+        self.submit_combo.currentIndexChanged.connect(
+            lambda *_: self.submit_from_changed.emit(self.submit_from()))
         self.partition_edit = QLineEdit(initial.partition, self)
         self.partition_edit.setPlaceholderText("the cluster's default partition")
         self.gpus_spin = self._spin(0, 64, initial.gpus_per_node)
@@ -42,6 +64,7 @@ class SlurmFields(QGroupBox):
         self.alphas_edit = QLineEdit(initial.alphas, self)
         self.alphas_edit.setPlaceholderText("more α values (multi-task): 0.25, 0.75")
         form = QFormLayout(self)
+        form.addRow("Submit from", self.submit_combo)
         form.addRow("Partition", self.partition_edit)
         form.addRow("GPUs per node", self.gpus_spin)
         form.addRow("CPUs per job", self.cpus_spin)
@@ -58,10 +81,13 @@ class SlurmFields(QGroupBox):
         spin.setValue(value)
         return spin
 
+    def submit_from(self) -> str:
+        return str(self.submit_combo.currentData())
+
     def request(self) -> SlurmRequest:
         return SlurmRequest(partition=self.partition_edit.text().strip(),
                             gpus_per_node=self.gpus_spin.value(),
                             cpus_per_task=self.cpus_spin.value(), mem_gb=self.mem_spin.value(),
                             time_min=self.time_spin.value(), account=self.account_edit.text().strip(),
                             extra_sbatch=self.extra_edit.text(), backbones=self.backbones_edit.text(),
-                            alphas=self.alphas_edit.text())
+                            alphas=self.alphas_edit.text(), submit_from=self.submit_from())
