@@ -225,9 +225,11 @@ def test_stopping_a_test_cluster_leaves_none_of_its_step_daemons(slurm_cluster, 
     other, mine = start_cluster(tmp_path / "other"), None
     try:
         env = {**os.environ, "SLURM_CONF": str(other.conf)}
-        subprocess.run(["sbatch", "--wrap", "sleep 300"], env=env, check=True, capture_output=True)
+        # Job logs in tmp_path: sbatch's default slurm-<id>.out lands in the current folder (the checkout).
+        logs = f"--output={tmp_path}/slurm-%j.out"
+        subprocess.run(["sbatch", logs, "--wrap", "sleep 300"], env=env, check=True, capture_output=True)
         _wait(lambda: step_daemons(other), 60, "the job's step daemon", other)
-        mine = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 300"], check=True,
+        mine = subprocess.run(["sbatch", "--parsable", logs, "--wrap", "sleep 300"], check=True,
                               capture_output=True, text=True).stdout.strip()  # on the session's cluster
         _wait(lambda: step_daemons(slurm_cluster), 60, "a step daemon of the session's cluster",
               slurm_cluster)
