@@ -114,30 +114,65 @@ def _unfilter(raw, words, out, bpp):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _unfilter_sampled(raw, words, height, stride, bpp, rows, cols, out):  # pragma: no cover - compiled
+def _sample_sub_row(raw, words, start, stride, cols, order, out_row):  # pragma: no cover - compiled
+    """Sample a Sub-filtered 1-byte-per-pixel row without unfiltering it.
+
+    A Sub row's pixel ``x`` is the sum of its filtered bytes ``0..x`` (mod 256): one pass
+    adds them up to each sampled column (``cols[order]`` ascending), skipping zero 8-byte
+    words, and writes nothing but the samples.
+    """
+    value = 0
+    x = 0
+    j = 0
+    n = len(order)
+    while j < n:
+        b = start + x
+        if (b & 7) == 0 and x + 8 <= stride and words[b >> 3] == 0:
+            end = x + 8  # pixels x .. x + 7 all keep the value of pixel x - 1
+        else:
+            value = (value + raw[b]) & 0xFF
+            end = x + 1
+        while j < n and cols[order[j]] < end:
+            out_row[order[j]] = value != 0
+            j += 1
+        x = end
+
+
+@njit(cache=True, nogil=True)
+def _unfilter_sampled(raw, words, height, stride, bpp, rows, cols, order, out):  # pragma: no cover - compiled
     """Unfilter only the rows that ``rows`` (sorted) or their successors' filters need; sample ``out``.
 
-    ``out[i, j]`` is True where pixel (``rows[i]``, ``cols[j]``) is non-zero. A row filtered
-    with None or Sub depends on no other row, so of a mask written with Sub filters (what
-    libpng's encoder picks for masks) only the sampled rows are unfiltered at all.
+    ``out[i, j]`` is True where pixel (``rows[i]``, ``cols[j]``) is non-zero; ``order``
+    sorts ``cols``. A row filtered with None or Sub depends on no other row, so of a mask
+    written with Sub filters (what libpng's encoder picks for masks) only the sampled rows
+    are read at all, and those without unfiltering them (``_sample_sub_row``).
     """
-    needed = np.zeros(height, np.bool_)
+    needed = np.zeros(height, np.bool_)  # unfiltered in full: a row above an Up/Average/Paeth row
+    sampled = np.zeros(height, np.bool_)
     for r in rows:
-        needed[r] = True
+        sampled[r] = True
     for y in range(height - 1, -1, -1):
         kind = raw[y * (stride + 1)]
         if kind > 4:
             return False  # as the full unfilter does, wherever the bad row is
-        if y > 0 and needed[y] and kind >= 2:  # Up, Average and Paeth read the row above
+        if y > 0 and (needed[y] or sampled[y]) and kind >= 2:  # Up, Average and Paeth read the row above
             needed[y - 1] = True
     buffers = np.zeros((2, stride), np.uint8)  # this row and the one above; row -1 is zeros
     i = 0
     for y in range(height):
-        if not needed[y]:
+        if not (needed[y] or sampled[y]):
             continue
         start = y * (stride + 1) + 1
+        kind = raw[start - 1]
+        if bpp == 1 and kind == 1 and not needed[y]:
+            _sample_sub_row(raw, words, start, stride, cols, order, out[i])
+            i += 1
+            while i < len(rows) and rows[i] == y:  # a row sampled twice (upsampling)
+                out[i] = out[i - 1]
+                i += 1
+            continue
         cur = buffers[y & 1]
-        if not _unfilter_row(raw, words, start, stride, bpp, raw[start - 1], cur, buffers[(y + 1) & 1]):
+        if not _unfilter_row(raw, words, start, stride, bpp, kind, cur, buffers[(y + 1) & 1]):
             return False
         while i < len(rows) and rows[i] == y:
             for j in range(len(cols)):
@@ -235,7 +270,8 @@ def decode_png_sampled(data: bytes, rows: np.ndarray, cols: np.ndarray) -> np.nd
             cols.size and (cols.min() < 0 or cols.max() >= width)):
         return None
     out = np.empty((rows.size, cols.size), np.bool_)
-    if not _unfilter_sampled(raw_bytes, words, height, width * bpp, bpp, rows, cols, out):
+    order = np.argsort(cols, kind="stable")
+    if not _unfilter_sampled(raw_bytes, words, height, width * bpp, bpp, rows, cols, order, out):
         return None
     return out
 
@@ -245,4 +281,4 @@ def warm_up() -> None:
     raw = np.array([1, 0, 255, 0, 1, 2, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0], np.uint8)  # a Sub row, an Up row
     _unfilter(raw[:10], raw.view(np.uint64), np.empty((2, 4), np.uint8), 1)
     one = np.zeros(1, np.int64)
-    _unfilter_sampled(raw[:10], raw.view(np.uint64), 2, 4, 1, one, one, np.empty((1, 1), np.bool_))
+    _unfilter_sampled(raw[:10], raw.view(np.uint64), 2, 4, 1, one, one, one, np.empty((1, 1), np.bool_))
