@@ -13,8 +13,10 @@ view needs only the mask pixels under the display pixels' centres:
    source pixels ``lesion.to_display`` samples (``sample_indices``), so consensus,
    disagreement maps, fills, pair mode and the pixel read-out are already exact. Only the
    annotators' outlines differ: traced on the display-size masks and scaled to
-   full-resolution coordinates, they lie within about one and a half display pixels of
-   the exact ones (under one screen pixel when the whole image is in view). Problems only
+   full-resolution coordinates, they lie within two display pixels of the exact ones
+   (sampling moves a border by under one, each outline is simplified to half of one; on
+   the synthetic 6000 x 4000 masks of ``bench_lesion_switch.py`` at most 1.8, about one
+   screen pixel when the whole image is fitted in a 1000-pixel-wide view). Problems only
    a full decode finds (values other than 0 and the maximum) are not known yet.
 2. Then the exact display, as ``lesion.iter_lesion_display`` returns it (every mask
    decoded in full with its checks, outlines traced at full resolution), is returned.
