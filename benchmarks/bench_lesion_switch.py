@@ -1,18 +1,27 @@
 """Switching lesions in the lesion view: decode + draw, ours against the code it replaced.
 
-Issue 5, item 9. Synthetic lesions (a smooth skin-like JPEG and 5 annotators' PNG masks,
-``_masks.lesion_pair`` blobs) in the folder layout under a temporary folder, at 1022 x 767
-and 6000 x 4000. Every file is read once first, so the OS file cache is warm.
+Issue 5, item 9, and issue 19, item 3 (the first view). Synthetic lesions (a smooth
+skin-like JPEG and 5 annotators' PNG masks, ``_masks.lesion_pair`` blobs) in the folder
+layout under a temporary folder, at 1022 x 767 and 6000 x 4000. Every file is read once
+first, so the OS file cache is warm.
 
-- **baseline**: the code path before this work: ``core.overlay.iter_lesion_overlay``
+- **issue 5**: the viewer before issue 5: ``core.overlay.iter_lesion_overlay``
   (image and masks decoded one after the other, masks by OpenCV's libpng, outlines
   traced) and the old ``LesionView.show_overlay`` (outlines as 2-pixel antialiased
   strokes on translucent halos), copied below as ``BaselineView``.
-- **first view**: ``gui.lesion_workers.LesionLoader`` with an empty cache: the worker
-  thread decodes (masks in parallel, display-size masks, majority vote, vote fraction,
-  entropy) and the real ``LesionView`` draws. STAPLE is not waited for (second stage,
-  timed on its own). "(image shown)": for images of 8 MP and more the image is drawn
-  as soon as it is decoded (``LesionLoader.preview``), before the masks.
+- **full-res (bb2c6df)**: the first view before issue 19's item 3, the baseline of the
+  ratio: ``LesionLoader(first_view=False)``, an empty cache, every mask decoded in full
+  (masks in parallel, pixel checks, outlines traced at full resolution, display-size
+  masks, majority vote, vote fraction, entropy) before the real ``LesionView`` draws.
+- **first view**: ``LesionLoader()`` as the application runs it, an empty cache: for a
+  lesion shown reduced, masks sampled at display resolution
+  (``core.display.first_view``), the real ``LesionView`` drawing the image with all five
+  annotators' outlines: what the user sees first. "ratio" is full-res / first view.
+  "(image shown)": for images of 8 MP and more the image is drawn as soon as it is
+  decoded (``LesionLoader.preview``), before the masks. **exact outlines**: from the
+  same request until the exact display (outlines traced at full resolution) replaced the
+  first view on screen; each switch waits for it, so that every switch starts idle.
+  STAPLE is not waited for (timed on its own).
 - **revisit**: the same, with the lesion in the display cache.
 - **prefetched**: switching to the next lesion after ``LesionLoader.prefetch`` decoded it
   in the background while the previous one was on screen (what browsing a table gives).
@@ -165,8 +174,11 @@ def _time_baseline(app, view, dataset, ids) -> list[tuple[float, float]]:
     return times
 
 
-def time_loader(app, view, loader, ids, previews: list | None = None) -> list[tuple[float, float]]:
-    """Request each lesion and time it until drawn; ``previews`` gets the time until its image showed."""
+def time_loader(app, view, loader, ids, previews: list | None = None,
+                exact: list | None = None) -> list[tuple[float, float]]:
+    """Request each lesion and time it until first drawn; ``previews`` gets the time until its
+    image showed, ``exact`` the time until its exact display was drawn (the same for one drawn
+    exactly at once). Each switch waits for the exact display and an idle loader."""
     times = []
     loop = QEventLoop()
     loader.loaded.connect(loop.quit)
@@ -186,6 +198,14 @@ def time_loader(app, view, loader, ids, previews: list | None = None) -> list[tu
         times.append((time.perf_counter() - start, time.process_time() - cpu))
         if previews is not None and shown:
             previews.append((shown[0] - start, float("nan")))
+        while view.display is None or not view.display.exact:
+            loop.exec()
+        repaint(app, view)
+        if exact is not None:
+            exact.append((time.perf_counter() - start, time.process_time() - cpu))
+        while loader.is_busy():
+            app.processEvents()
+            time.sleep(0.001)
     loader.loaded.disconnect(loop.quit)
     loader.preview.disconnect(on_preview)
     return times
@@ -235,26 +255,33 @@ def main() -> None:
         view.show()
         cache = DisplayCache()
         loader = LesionLoader(cache)
-        loader.set_dataset(dataset)
-        loader.loaded.connect(view.show_overlay)
-        loader.preview.connect(view.show_preview)
-        # One untimed pass each: imports, numba/pyqtgraph first-use costs, thread pool start.
-        time_baseline(app, baseline, dataset, ids["small"][:2])
-        time_loader(app, view, loader, ids["small"][:2])
-        cache.clear()
+        full_res = LesionLoader(cache, first_view=False)  # the bb2c6df path
+        for each in (loader, full_res):
+            each.set_dataset(dataset)
+            each.loaded.connect(view.show_overlay)
+            each.preview.connect(view.show_preview)
+        # One untimed pass each: imports, numba/pyqtgraph first-use costs, thread pools' start.
+        warm = [ids["small"][0], *ids["large"][:1]]
+        time_baseline(app, baseline, dataset, warm)
+        for each in (full_res, loader):
+            time_loader(app, view, each, warm)
+            cache.clear()
         print("median wall time per switch (CPU time of the process, all threads, in brackets); load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-        header = ["size", "baseline", "first view", "(image shown)", "revisit", "prefetched", "STAPLE stage"]
+        header = ["size", "issue 5", "full-res (bb2c6df)", "first view", "ratio", "(image shown)",
+                  "exact outlines", "revisit", "prefetched", "STAPLE stage"]
         print(" ".join(f"{h:>18}" for h in header) + "  switches")
         for kind, label in (("small", "1022x767"), ("large", "6000x4000")):
             lesions = ids[kind]
             if not lesions:
                 continue
-            base, first, again, ahead, stapled, previews = [], [], [], [], [], []
+            base, full, first, exact, again, ahead, stapled, previews = [], [], [], [], [], [], [], []
             for _ in range(args.rounds):
                 base += time_baseline(app, baseline, dataset, lesions)
                 cache.clear()
-                first += time_loader(app, view, loader, lesions, previews)
+                full += time_loader(app, view, full_res, lesions)
+                cache.clear()
+                first += time_loader(app, view, loader, lesions, previews, exact)
                 again += time_loader(app, view, loader, lesions)
                 cache.clear()
                 ahead += time_prefetched(app, view, loader, lesions)
@@ -264,7 +291,9 @@ def main() -> None:
                 cpu = time.process_time()
                 with_staple(display)
                 stapled.append((time.perf_counter() - start, time.process_time() - cpu))
-            row = [label, ms(base), ms(first), ms(previews), ms(again), ms(ahead), ms(stapled)]
+            ratio = statistics.median(t[0] for t in full) / statistics.median(t[0] for t in first)
+            row = [label, ms(base), ms(full), ms(first), f"{ratio:.1f}x", ms(previews), ms(exact), ms(again),
+                   ms(ahead), ms(stapled)]
             print(" ".join(f"{cell:>18}" for cell in row) + f"  {len(first)}")
         load = os.getloadavg()[0]
         print(f"cache: {len(cache)} lesions, {cache.nbytes / 1e6:.0f} MB; load average now {load:.1f}")

@@ -2,8 +2,9 @@
 
 Factories build superqt workers with ``_start_thread=False`` and ``errored`` connected,
 as ``iaa_desktop.gui.workers`` does. ``LesionLoader`` wraps them for a window: the newest
-request wins, revisits come from the cache without a thread, and STAPLE is computed on
-demand (after the first draw) and cached with the lesion.
+request wins, revisits come from the cache without a thread, a large lesion is shown first
+at display resolution and then exactly (``core.display.first_view``), and STAPLE is computed
+on demand (after the exact draw) and cached with the lesion.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 
 from iaa_desktop.core.dataset.model import Dataset, Lesion
 from iaa_desktop.core.display.cache import DisplayCache, lesion_cache_key
+from iaa_desktop.core.display.first_view import FirstView, iter_lesion_first_view
 from iaa_desktop.core.display.lesion import (
     ImagePreview,
     LesionDisplay,
@@ -36,15 +38,19 @@ log = logging.getLogger(__name__)
 PREVIEW_MIN_PIXELS = 8_000_000
 
 
-def cached_lesion_display(lesion: Lesion,
-                          cache: DisplayCache | None) -> Generator[Progress, None, LesionDisplay]:
-    """``iter_lesion_display`` that first looks in ``cache`` and stores what it decoded there."""
+def cached_lesion_display(lesion: Lesion, cache: DisplayCache | None,
+                          first_view: bool = False) -> Generator[Progress, None, LesionDisplay]:
+    """``iter_lesion_display`` that first looks in ``cache`` and stores what it decoded there.
+
+    With ``first_view``, ``iter_lesion_first_view``: a ``FirstView`` step comes before the
+    exact display (only the exact display is cached).
+    """
     key = lesion_cache_key(lesion)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
             return hit
-    display = yield from iter_lesion_display(lesion)
+    display = yield from (iter_lesion_first_view(lesion) if first_view else iter_lesion_display(lesion))
     if cache is not None:
         cache.put(key, display)
     return display
@@ -59,12 +65,14 @@ def staple_display(lesion: Lesion, display: LesionDisplay, cache: DisplayCache |
 
 
 def lesion_display_worker(lesion: Lesion, cache: DisplayCache | None,
-                          on_errored: Callable[[BaseException], None]) -> GeneratorWorker:
+                          on_errored: Callable[[BaseException], None],
+                          first_view: bool = False) -> GeneratorWorker:
     """Decode ``lesion`` for the view (from ``cache`` when there); not started.
 
-    Yields ``Progress`` per file; ``returned`` carries a ``LesionDisplay``.
+    Yields ``Progress`` per file (and with ``first_view`` a ``FirstView`` step, see
+    ``cached_lesion_display``); ``returned`` carries the exact ``LesionDisplay``.
     """
-    return generator_worker(cached_lesion_display(lesion, cache), on_errored)
+    return generator_worker(cached_lesion_display(lesion, cache, first_view), on_errored)
 
 
 def staple_worker(lesion: Lesion, display: LesionDisplay, cache: DisplayCache | None,
@@ -96,6 +104,13 @@ class LesionLoader(QObject):
     ``LesionView.show_overlay``. ``prefetch`` decodes
     lesions the user is likely to open next (the table's neighbours) while idle, so that
     switching to them is a cache hit.
+
+    A requested lesion the view shows reduced (larger than ``DISPLAY_MAX_SIDE``) is
+    delivered twice: ``loaded`` first carries its first view (``exact`` False: outlines
+    traced at display resolution, see ``core.display.first_view``), then, for the same
+    lesion unless another was asked for meanwhile, the exact display. With
+    ``first_view=False`` every lesion is decoded exactly before it is delivered once (the
+    path before the first view; benchmarks compare the two).
     """
 
     loading = Signal(str)
@@ -104,9 +119,11 @@ class LesionLoader(QObject):
     loaded = Signal(object)
     failed = Signal(str, str)
 
-    def __init__(self, cache: DisplayCache | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, cache: DisplayCache | None = None, parent: QObject | None = None,
+                 first_view: bool = True) -> None:
         super().__init__(parent)
         self.cache = cache if cache is not None else DisplayCache()
+        self.first_view = first_view
         self.dataset: Dataset | None = None
         self._worker: GeneratorWorker | None = None
         self._worker_id: str | None = None
@@ -158,9 +175,12 @@ class LesionLoader(QObject):
             self._start_next_prefetch()
 
     def request_staple(self, image_id: str) -> None:
-        """Compute STAPLE for the lesion last delivered; ``loaded`` then carries it again, with STAPLE."""
+        """Compute STAPLE for the lesion last delivered; ``loaded`` then carries it again, with STAPLE.
+
+        Not for a first view: the view asks again when the exact display is delivered.
+        """
         current = self._current
-        if (self.dataset is None or current is None or current.image_id != image_id
+        if (self.dataset is None or current is None or current.image_id != image_id or not current.exact
                 or current.staple is not None or self._staple_worker is not None):
             return
         worker = staple_worker(self.dataset.lesion(image_id), current, self.cache,
@@ -171,8 +191,10 @@ class LesionLoader(QObject):
         worker.start()
 
     def _start(self, image_id: str) -> None:
+        # A first view only for a lesion someone waits for: a prefetched one is decoded exactly.
         worker = lesion_display_worker(self.dataset.lesion(image_id), self.cache,
-                                       lambda exc: self._on_worker_errored(exc, image_id))
+                                       lambda exc: self._on_worker_errored(exc, image_id),
+                                       self.first_view and image_id == self._wanted)
         worker.yielded.connect(self._on_worker_yielded)
         worker.returned.connect(self._on_worker_returned)
         worker.finished.connect(self._on_worker_finished)
@@ -202,6 +224,8 @@ class LesionLoader(QObject):
                 and step.shape[0] * step.shape[1] >= PREVIEW_MIN_PIXELS):
             self.preview.emit(step)
         self.progress.emit(step)
+        if isinstance(step, FirstView) and step.display is not None:
+            self._deliver(step.display)  # still wanted: the exact display follows
 
     def _on_worker_returned(self, display: LesionDisplay) -> None:
         if display.image_id == self._wanted:

@@ -110,7 +110,7 @@ class MainWindow(QMainWindow):
     dataset_loaded = Signal(object)
     #: Opening a dataset failed; carries the message shown.
     dataset_failed = Signal(str)
-    #: A lesion's image and outlines are drawn; carries its image id.
+    #: A lesion's image and exact outlines are drawn (after a first view, if any); carries its image id.
     lesion_shown = Signal(str)
     #: The dataset analysis (agreement + QA) finished; carries the ``DatasetAnalysis``.
     analysis_ready = Signal(object)
@@ -583,7 +583,8 @@ class MainWindow(QMainWindow):
             return
         self.lesion_view.show_overlay(display, self.dataset.lesion(display.image_id))
         self._idle_task()
-        self.lesion_shown.emit(display.image_id)
+        if display.exact:  # a first view is followed by the exact display: say it once
+            self.lesion_shown.emit(display.image_id)
 
     def _on_lesion_loader_failed(self, image_id: str, message: str) -> None:
         if image_id != self.table.current_image_id():

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from iaa_desktop.core.dataset.masks import decode_mask
-from iaa_desktop.core.dataset.png_fast import decode_png, warm_up
+from iaa_desktop.core.dataset.png_fast import decode_png, decode_png_sampled, warm_up
 from tests.builders import png_chunk
 
 
@@ -205,3 +205,57 @@ def test_damaged_mask_keeps_its_message(tmp_path):
 def test_warm_up_runs():
     warm_up()
     assert decode_png(make_png(np.zeros((2, 9), np.uint8), [1])).shape == (2, 9)
+
+
+# -- decode_png_sampled: the first view's display-size look at a mask -------------------------
+
+
+def _sorted_indices(rng, size: int, count: int) -> np.ndarray:
+    return np.sort(rng.integers(0, size, count))
+
+
+@settings(max_examples=80, deadline=None)
+@given(height=st.integers(1, 40), width=st.integers(1, 90), seed=st.integers(0, 10_000),
+       filters=st.lists(st.integers(0, 4), min_size=1, max_size=6), sparse=st.booleans(),
+       depth=st.sampled_from([8, 16]))
+def test_sampled_pixels_are_those_of_the_full_decode(height, width, seed, filters, sparse, depth):
+    # Rows are sampled sparsely, so rows whose filter reads the row above depend on rows
+    # that are unfiltered only for them: every filter mix must give the full decode's pixels.
+    rng = np.random.default_rng(seed)
+    top = 65536 if depth == 16 else 256
+    pixels = rng.integers(0, top, (height, width)).astype(np.uint16 if depth == 16 else np.uint8)
+    if sparse:
+        pixels[rng.random((height, width)) < 0.8] = 0
+    data = make_png(pixels, filters, depth=depth)
+    rows = _sorted_indices(rng, height, rng.integers(1, 12))  # repeats allowed, as when upsampling
+    cols = rng.integers(0, width, rng.integers(1, 20))  # any order
+    sampled = decode_png_sampled(data, rows, cols)
+    assert sampled is not None and sampled.dtype == np.bool_
+    np.testing.assert_array_equal(sampled, decode_png(data)[np.ix_(rows, cols)] != 0)
+
+
+def test_sampling_a_palette_png_takes_non_zero_indices():
+    indices = (blob_mask(50, 70) // 255 * 3).astype(np.uint8)
+    indices[:5] = 0
+    data = make_png(indices, [0, 1, 2, 4], colour=3)
+    rows, cols = np.arange(0, 50, 3), np.arange(1, 70, 4)
+    np.testing.assert_array_equal(decode_png_sampled(data, rows, cols), indices[np.ix_(rows, cols)] != 0)
+
+
+def test_sampling_declines_what_the_full_decoder_declines():
+    pixels = blob_mask(20, 30)
+    good = make_png(pixels, [1])
+    rows, cols = np.arange(20), np.arange(30)
+    assert decode_png_sampled(make_png(pixels, [1], interlace=1), rows, cols) is None
+    assert decode_png_sampled(make_png(pixels, [1], extra=((b"tRNS", b"\x00"),)), rows, cols) is None
+    assert decode_png_sampled(good[:-20], rows, cols) is None  # truncated
+    assert decode_png_sampled(good, np.array([20]), cols) is None  # a row outside the image
+    assert decode_png_sampled(good, np.array([3, 1]), cols) is None  # rows must be sorted
+    assert decode_png_sampled(good, rows, np.array([-1])) is None
+    # A bad filter type in a row that is not sampled still makes the file undecodable here.
+    raw = bytearray(zlib.decompress(good[good.index(b"IDAT") + 4:-16]))
+    raw[19 * 31] = 5
+    ihdr = struct.pack(">IIBBBBB", 30, 20, 8, 0, 0, 0, 0)
+    bad = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(bytes(raw)))
+           + png_chunk(b"IEND", b""))
+    assert decode_png(bad) is None and decode_png_sampled(bad, np.array([0]), np.array([0])) is None

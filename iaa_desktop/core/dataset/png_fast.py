@@ -5,7 +5,9 @@ libpng inflates with zlib, which copies the long runs of a mask byte by byte: a
 (the ``deflate`` package) inflates the same stream in 2 ms, and the compiled unfilter
 below skips filtered words that are zero (a run continues), so the whole decode
 takes ~15 ms. It matters twice: the lesion view's first look at a large lesion, and
-every mask the agreement engine and QA read.
+every mask the agreement engine and QA read. ``decode_png_sampled`` goes further for a
+display-size look at a mask: it unfilters only the rows it samples (and the rows those
+rows' filters read) into two row buffers, and returns the sampled pixels.
 
 ``decode_png`` handles non-interlaced 8-bit grayscale, 16-bit grayscale and 8-bit
 palette PNGs without transparency, returning exactly what the decoders used elsewhere
@@ -26,7 +28,7 @@ import deflate
 import numpy as np
 from numba import njit
 
-__all__ = ["decode_png", "warm_up"]
+__all__ = ["decode_png", "decode_png_sampled", "warm_up"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GRAY, _PALETTE = 0, 3
@@ -65,43 +67,122 @@ def _unfilter_sub(raw, words, start, stride, bpp, cur):  # pragma: no cover - co
 
 
 @njit(cache=True, nogil=True)
+def _unfilter_row(raw, words, start, stride, bpp, kind, cur, prior):  # pragma: no cover - compiled
+    """Undo one row's filter (PNG spec 9.2) into ``cur``; False on an unknown filter type."""
+    if kind == 0:  # None
+        for x in range(stride):
+            cur[x] = raw[start + x]
+    elif kind == 1:  # Sub
+        _unfilter_sub(raw, words, start, stride, bpp, cur)
+    elif kind == 2:  # Up
+        for x in range(stride):
+            cur[x] = (raw[start + x] + prior[x]) & 0xFF
+    elif kind == 3:  # Average
+        for x in range(stride):
+            left = np.int32(cur[x - bpp]) if x >= bpp else np.int32(0)
+            cur[x] = (raw[start + x] + ((left + np.int32(prior[x])) >> 1)) & 0xFF
+    elif kind == 4:  # Paeth
+        for x in range(stride):
+            a = np.int32(cur[x - bpp]) if x >= bpp else np.int32(0)
+            b = np.int32(prior[x])
+            c = np.int32(prior[x - bpp]) if x >= bpp else np.int32(0)
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            if pa <= pb and pa <= pc:
+                predictor = a
+            elif pb <= pc:
+                predictor = b
+            else:
+                predictor = c
+            cur[x] = (raw[start + x] + predictor) & 0xFF
+    else:
+        return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _unfilter(raw, words, out, bpp):  # pragma: no cover - compiled
-    """Undo PNG's per-row filters (PNG spec 9.2) into ``out``; False on an unknown filter type."""
+    """Undo PNG's per-row filters into ``out``; False on an unknown filter type."""
     height, stride = out.shape
     zero = np.zeros(stride, np.uint8)
     for y in range(height):
         start = y * (stride + 1) + 1
-        kind = raw[start - 1]
-        cur = out[y]
         prior = out[y - 1] if y > 0 else zero
-        if kind == 0:  # None
-            for x in range(stride):
-                cur[x] = raw[start + x]
-        elif kind == 1:  # Sub
-            _unfilter_sub(raw, words, start, stride, bpp, cur)
-        elif kind == 2:  # Up
-            for x in range(stride):
-                cur[x] = (raw[start + x] + prior[x]) & 0xFF
-        elif kind == 3:  # Average
-            for x in range(stride):
-                left = np.int32(cur[x - bpp]) if x >= bpp else np.int32(0)
-                cur[x] = (raw[start + x] + ((left + np.int32(prior[x])) >> 1)) & 0xFF
-        elif kind == 4:  # Paeth
-            for x in range(stride):
-                a = np.int32(cur[x - bpp]) if x >= bpp else np.int32(0)
-                b = np.int32(prior[x])
-                c = np.int32(prior[x - bpp]) if x >= bpp else np.int32(0)
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                if pa <= pb and pa <= pc:
-                    predictor = a
-                elif pb <= pc:
-                    predictor = b
-                else:
-                    predictor = c
-                cur[x] = (raw[start + x] + predictor) & 0xFF
-        else:
+        if not _unfilter_row(raw, words, start, stride, bpp, raw[start - 1], out[y], prior):
             return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _sample_sub_row(raw, words, start, stride, cols, order, out_row):  # pragma: no cover - compiled
+    """Sample a Sub-filtered 1-byte-per-pixel row without unfiltering it.
+
+    A Sub row's pixel ``x`` is the sum of its filtered bytes ``0..x`` (mod 256): one pass
+    adds them up to each sampled column (``cols[order]`` ascending), skipping zero 8-byte
+    words, and writes nothing but the samples.
+    """
+    value = 0
+    x = 0
+    j = 0
+    n = len(order)
+    while j < n:
+        b = start + x
+        if (b & 7) == 0 and x + 8 <= stride and words[b >> 3] == 0:
+            end = x + 8  # pixels x .. x + 7 all keep the value of pixel x - 1
+        else:
+            value = (value + raw[b]) & 0xFF
+            end = x + 1
+        while j < n and cols[order[j]] < end:
+            out_row[order[j]] = value != 0
+            j += 1
+        x = end
+
+
+@njit(cache=True, nogil=True)
+def _unfilter_sampled(raw, words, height, stride, bpp, rows, cols, order, out):  # pragma: no cover - compiled
+    """Unfilter only the rows that ``rows`` (sorted) or their successors' filters need; sample ``out``.
+
+    ``out[i, j]`` is True where pixel (``rows[i]``, ``cols[j]``) is non-zero; ``order``
+    sorts ``cols``. A row filtered with None or Sub depends on no other row, so of a mask
+    written with Sub filters (what libpng's encoder picks for masks) only the sampled rows
+    are read at all, and those without unfiltering them (``_sample_sub_row``).
+    """
+    needed = np.zeros(height, np.bool_)  # unfiltered in full: a row above an Up/Average/Paeth row
+    sampled = np.zeros(height, np.bool_)
+    for r in rows:
+        sampled[r] = True
+    for y in range(height - 1, -1, -1):
+        kind = raw[y * (stride + 1)]
+        if kind > 4:
+            return False  # as the full unfilter does, wherever the bad row is
+        if y > 0 and (needed[y] or sampled[y]) and kind >= 2:  # Up, Average and Paeth read the row above
+            needed[y - 1] = True
+    buffers = np.zeros((2, stride), np.uint8)  # this row and the one above; row -1 is zeros
+    i = 0
+    for y in range(height):
+        if not (needed[y] or sampled[y]):
+            continue
+        start = y * (stride + 1) + 1
+        kind = raw[start - 1]
+        if bpp == 1 and kind == 1 and not needed[y]:
+            _sample_sub_row(raw, words, start, stride, cols, order, out[i])
+            i += 1
+            while i < len(rows) and rows[i] == y:  # a row sampled twice (upsampling)
+                out[i] = out[i - 1]
+                i += 1
+            continue
+        cur = buffers[y & 1]
+        if not _unfilter_row(raw, words, start, stride, bpp, kind, cur, buffers[(y + 1) & 1]):
+            return False
+        while i < len(rows) and rows[i] == y:
+            for j in range(len(cols)):
+                base = cols[j] * bpp
+                hit = False
+                for k in range(bpp):
+                    if cur[base + k] != 0:
+                        hit = True
+                out[i, j] = hit
+            i += 1
     return True
 
 
@@ -123,10 +204,10 @@ def _chunks(data: bytes):
     raise ValueError("no IEND chunk")
 
 
-def decode_png(data: bytes) -> np.ndarray | None:
-    """The pixels of a grayscale or palette PNG (see the module docstring), or ``None``.
+def _inflated(data: bytes):
+    """``(raw, words, height, width, bpp)`` of a PNG of a flavour decoded here, else ``None``.
 
-    ``None`` means "not decoded here", never "broken": decode such a file the usual way.
+    ``raw`` is the inflated, still filtered image data; ``words`` the same bytes as uint64.
     """
     if not data.startswith(_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 33:
         return None
@@ -141,19 +222,29 @@ def decode_png(data: bytes) -> np.ndarray | None:
                 idat.append(payload)
             elif kind == b"tRNS" or (kind[0] < 97 and kind not in _KNOWN_CRITICAL):
                 return None  # transparency or a critical chunk we do not know: the full decoder
-        stride = width * bpp
-        size = height * (stride + 1)
+        size = height * (width * bpp + 1)
         raw = deflate.zlib_decompress(b"".join(idat), size)
     except (ValueError, deflate.DeflateError):
         return None
     if len(raw) != size:
         return None
-    raw_bytes = np.frombuffer(raw, np.uint8)
     # The unfilter tests whole 8-byte words for zero; the last partial word is read byte by byte.
     words = np.frombuffer(raw, np.uint64, count=size // 8)
+    return np.frombuffer(raw, np.uint8), words, height, width, bpp
+
+
+def decode_png(data: bytes) -> np.ndarray | None:
+    """The pixels of a grayscale or palette PNG (see the module docstring), or ``None``.
+
+    ``None`` means "not decoded here", never "broken": decode such a file the usual way.
+    """
+    inflated = _inflated(data)
+    if inflated is None:
+        return None
+    raw_bytes, words, height, width, bpp = inflated
     # numpy allocates the output, not numba: numpy asks for huge pages on large arrays, and the
     # page faults of a fresh 24 MB buffer in 4 KB pages cost as much as the unfiltering.
-    pixels = np.empty((height, stride), np.uint8)
+    pixels = np.empty((height, width * bpp), np.uint8)
     if not _unfilter(raw_bytes, words, pixels, bpp):
         return None
     if bpp == 2:
@@ -161,7 +252,33 @@ def decode_png(data: bytes) -> np.ndarray | None:
     return pixels
 
 
+def decode_png_sampled(data: bytes, rows: np.ndarray, cols: np.ndarray) -> np.ndarray | None:
+    """``decode_png(data)[rows][:, cols] != 0`` without unfiltering, or keeping, the other pixels.
+
+    For a display-size look at a mask: ``rows`` and ``cols`` (sorted, in range) are the
+    source pixels to sample. Non-zero is foreground for every flavour decoded here (for
+    palette PNGs, a non-zero *index*), as ``masks.decode_mask`` takes it. ``None`` as for
+    ``decode_png`` (and for a sample outside the image).
+    """
+    inflated = _inflated(data)
+    if inflated is None:
+        return None
+    raw_bytes, words, height, width, bpp = inflated
+    rows = np.ascontiguousarray(rows, np.int64)
+    cols = np.ascontiguousarray(cols, np.int64)
+    if (rows.size and (rows[0] < 0 or rows[-1] >= height or np.any(np.diff(rows) < 0))) or (
+            cols.size and (cols.min() < 0 or cols.max() >= width)):
+        return None
+    out = np.empty((rows.size, cols.size), np.bool_)
+    order = np.argsort(cols, kind="stable")
+    if not _unfilter_sampled(raw_bytes, words, height, width * bpp, bpp, rows, cols, order, out):
+        return None
+    return out
+
+
 def warm_up() -> None:
     """Compile (or load from numba's cache) the unfilter, so that the first real mask does not wait."""
     raw = np.array([1, 0, 255, 0, 1, 2, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0], np.uint8)  # a Sub row, an Up row
     _unfilter(raw[:10], raw.view(np.uint64), np.empty((2, 4), np.uint8), 1)
+    one = np.zeros(1, np.int64)
+    _unfilter_sampled(raw[:10], raw.view(np.uint64), 2, 4, 1, one, one, one, np.empty((1, 1), np.bool_))

@@ -12,6 +12,8 @@ pixel ``(r, c)`` takes the full-resolution pixel under its centre. Consensus map
 computed from these display-size masks. Annotators' outlines are traced on the
 full-resolution masks (exact at any zoom); consensus outlines are traced at display
 size and scaled to full-resolution coordinates (see ``overlay``'s module docstring).
+``first_view`` shows a large lesion before that, with its annotators' outlines traced
+at display size, and then this exact display in its place.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ from iaa_desktop.core.errors import MaskDecodeError
 from iaa_desktop.core.progress import Progress
 
 __all__ = [
-    "CONSENSUS_NAMES", "ImagePreview", "LesionDisplay", "PairMasks", "StapleDisplay", "display_shape",
-    "iter_lesion_display", "pair_masks", "prepare_decoding", "staple_labels", "to_display", "with_staple",
+    "CONSENSUS_NAMES", "ImagePreview", "LesionDisplay", "PairMasks", "StapleDisplay", "assemble_display",
+    "collect_masks", "decode_mask_for_display", "decode_pool", "display_shape", "display_target",
+    "iter_lesion_display", "outline_tolerance", "pair_masks", "prepare_decoding", "scaled_contours",
+    "staple_labels", "to_display", "with_staple",
 ]
 
 #: The consensus overlays a pair can name, with their legend labels.
@@ -61,7 +65,8 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = Lock()
 
 
-def _decode_pool() -> ThreadPoolExecutor:
+def decode_pool() -> ThreadPoolExecutor:
+    """The threads masks decode in (started on first use, shared by every lesion)."""
     global _pool
     with _pool_lock:
         if _pool is None:
@@ -75,7 +80,7 @@ def prepare_decoding() -> Future:
     Loading it from numba's cache takes a few tenths of a second (compiling it, the first
     time on a machine, about one second): a viewer calls this when a dataset opens.
     """
-    return _decode_pool().submit(png_warm_up)
+    return decode_pool().submit(png_warm_up)
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +137,12 @@ class LesionDisplay:
         Outlines of the majority vote in full-resolution coordinates.
     staple
         The second stage (``with_staple``), ``None`` until computed.
+    exact
+        True (always, from ``iter_lesion_display``) when the annotators' outlines were traced
+        on the full-resolution masks and every mask's pixel checks ran. False for the first
+        view of ``first_view.iter_lesion_first_view``: outlines traced on the display-size
+        masks, problems only those found without decoding every pixel; everything else
+        (masks, consensus, disagreement) is already what the exact display holds.
     """
 
     image_id: str
@@ -146,6 +157,7 @@ class LesionDisplay:
     entropy: np.ndarray | None
     majority_contours: tuple[np.ndarray, ...] = ()
     staple: StapleDisplay | None = None
+    exact: bool = True
 
     @property
     def readable(self) -> tuple[int, ...]:
@@ -199,7 +211,7 @@ def simplify_contour(contour: np.ndarray, tolerance: float) -> np.ndarray:
     return np.vstack([points, points[:1]])
 
 
-def _scaled_contours(mask: np.ndarray, shape: tuple[int, int],
+def scaled_contours(mask: np.ndarray, shape: tuple[int, int],
                      tolerance: float = 0.0) -> tuple[np.ndarray, ...]:
     """Outlines of ``mask`` in the coordinates of a full-resolution ``shape``, simplified to ``tolerance``."""
     contours = mask_contours(mask)
@@ -214,16 +226,29 @@ def outline_tolerance(shape: tuple[int, int], small: tuple[int, int]) -> float:
     return max(0.5, 0.5 * shape[1] / max(small[1], 1))
 
 
-def _decode_one(seg: Segmentation, full: tuple[int, int] | None, small: tuple[int, int] | None):
-    """Decode one mask: (display mask, full-res outlines, full-res shape, problems)."""
+def decode_mask_for_display(seg: Segmentation, full: tuple[int, int] | None, small: tuple[int, int] | None):
+    """Decode one mask in full: (display mask, full-res outlines, full-res shape, problems)."""
     decoded = load_segmentation(seg, expected_shape=full)
     if decoded.mask is None:
         return None, (), None, decoded.problems
     mask = decoded.mask
     target_full = full or mask.shape
     target_small = small or display_shape(mask.shape)
-    contours = _scaled_contours(mask, target_full, outline_tolerance(target_full, target_small))
+    contours = scaled_contours(mask, target_full, outline_tolerance(target_full, target_small))
     return to_display(mask, target_small), contours, mask.shape, decoded.problems
+
+
+def display_target(lesion: Lesion, max_side: int = DISPLAY_MAX_SIDE
+                   ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The image's full-resolution (height, width) from its header and its display size, or ``None``s."""
+    if lesion.image_path is None:
+        return None, None
+    try:
+        full = read_header_size(Path(lesion.image_path))
+    except MaskDecodeError:
+        return None, None  # read_display_image reports it
+    jpeg = Path(lesion.image_path).suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
+    return full, display_shape(full, max_side, jpeg)
 
 
 def iter_lesion_display(
@@ -235,29 +260,46 @@ def iter_lesion_display(
     problems in the result, never exceptions. Closing the generator stops it between
     files (masks already being decoded finish in the background and are dropped).
     """
-    segs = lesion.human_segmentations
-    total = len(segs) + 1
-    full = small = None
-    if lesion.image_path is not None:
-        try:
-            full = read_header_size(Path(lesion.image_path))
-            jpeg = Path(lesion.image_path).suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
-            small = display_shape(full, max_side, jpeg)
-        except MaskDecodeError:
-            pass  # read_display_image reports it
-    pool = _decode_pool()
-    futures: list[Future] = [pool.submit(_decode_one, seg, full, small) for seg in segs]
+    full, small = display_target(lesion, max_side)
+    pool = decode_pool()
+    futures = [pool.submit(decode_mask_for_display, seg, full, small) for seg in lesion.human_segmentations]
     try:
         image, shape, problems = read_display_image(lesion, max_side)
         preview_shape = tuple(shape) if shape is not None else (lesion.height or 1, lesion.width or 1)
-        yield ImagePreview(1, total, f"{lesion.image_id}: image", lesion.image_id, image, preview_shape)
-        results = []
-        for i, (seg, future) in enumerate(zip(segs, futures, strict=True)):
-            results.append(future.result())
-            yield Progress(i + 2, total, f"{lesion.image_id}: {seg.name}")
+        yield ImagePreview(1, len(futures) + 1, f"{lesion.image_id}: image", lesion.image_id, image,
+                           preview_shape)
+        results = yield from collect_masks(lesion, futures)
     finally:
         for future in futures:
             future.cancel()
+    return assemble_display(lesion, image, shape, problems, results, full, small, max_side)
+
+
+def collect_masks(lesion: Lesion, futures: list[Future], first_step: int = 2, total: int | None = None
+                  ) -> Generator[Progress, None, list]:
+    """The results of the masks' decode ``futures`` in order, with a ``Progress`` after each.
+
+    Steps count from ``first_step`` up to ``total`` (by default the last mask's step).
+    """
+    segs = lesion.human_segmentations
+    total = len(segs) + first_step - 1 if total is None else total
+    results = []
+    for i, (seg, future) in enumerate(zip(segs, futures, strict=True)):
+        results.append(future.result())
+        yield Progress(i + first_step, total, f"{lesion.image_id}: {seg.name}")
+    return results
+
+
+def assemble_display(lesion: Lesion, image, shape, problems, results, full, small,
+                     max_side: int = DISPLAY_MAX_SIDE, exact: bool = True) -> LesionDisplay:
+    """A ``LesionDisplay`` from the decoded image and each mask's ``decode_mask_for_display``-shaped result.
+
+    ``results`` hold per mask (display mask, outlines in full-resolution coordinates when
+    ``full`` was known, else in the mask's own, the mask's full shape, problems); ``full``
+    and ``small`` are ``display_target``'s.
+    """
+    segs = lesion.human_segmentations
+    problems = list(problems)
     if shape is None:
         shapes = [r[2] for r in results if r[2] is not None]
         shape = tuple(shapes[0]) if shapes else (lesion.height or 1, lesion.width or 1)
@@ -275,7 +317,8 @@ def iter_lesion_display(
                              for c in contours)
         masks.append(mask)
         layers.append(OverlayLayer(seg, annotator_colour(i), segmentation_label(seg), contours))
-    return _with_consensus(lesion.image_id, image, tuple(shape), tuple(small), layers, masks, problems)
+    display = _with_consensus(lesion.image_id, image, tuple(shape), tuple(small), layers, masks, problems)
+    return display if exact else replace(display, exact=False)
 
 
 def _with_consensus(image_id, image, shape, small, layers, masks, problems) -> LesionDisplay:
@@ -292,7 +335,7 @@ def _with_consensus(image_id, image, shape, small, layers, masks, problems) -> L
         fraction = levels[votes]
         entropy = binary_entropy(levels)[votes]
         majority = votes >= (n + 1) // 2  # ties to foreground, as majority_vote
-        majority_contours = _scaled_contours(majority, shape, outline_tolerance(shape, small))
+        majority_contours = scaled_contours(majority, shape, outline_tolerance(shape, small))
     return LesionDisplay(image_id, image, shape, tuple(layers), tuple(problems), small, tuple(masks),
                          majority, fraction, entropy, majority_contours)
 
@@ -311,7 +354,7 @@ def lesion_staple(display: LesionDisplay) -> StapleDisplay | None:
     for k, i in enumerate(readable):
         sens[i], spec[i] = result.sensitivity[k], result.specificity[k]
     return StapleDisplay(result.mask, result.probability.astype(np.float32), tuple(sens), tuple(spec),
-                         _scaled_contours(result.mask, display.shape,
+                         scaled_contours(result.mask, display.shape,
                                           outline_tolerance(display.shape, display.display_shape)))
 
 

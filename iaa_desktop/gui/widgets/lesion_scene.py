@@ -64,6 +64,7 @@ class LesionScene:
         self.legend.setParentItem(self.view_box)
         self.legend.setZValue(100)
         self.shape = (1, 1)
+        self._image: np.ndarray | None = None  # the array the image item shows
         self.contour_items: list[pg.PlotCurveItem] = []
         self.fill_items: list[pg.ImageItem | None] = []
         self.consensus_items: dict[str, pg.PlotCurveItem] = {}
@@ -105,6 +106,9 @@ class LesionScene:
 
     def set_image(self, image: np.ndarray | None, shape: tuple[int, int]) -> None:
         """The lesion image (any decoded size) over the full-resolution frame ``shape``."""
+        if image is not None and image is self._image and tuple(shape) == self.shape:
+            return  # drawn already (the preview, or the first view before the exact display)
+        self._image = image
         self.shape = tuple(shape)
         if image is None:
             self.image_item.setImage(_NO_IMAGE, autoLevels=False, levels=None)
@@ -203,3 +207,4 @@ class LesionScene:
         self.contour_items, self.fill_items, self.consensus_items = [], [], {}
         self.set_heat(None)
         self.image_item.clear()
+        self._image = None
