@@ -17,6 +17,7 @@ from trainer.recipe import init_iaa_output
 
 BACKBONE = "tf_efficientnet_lite0"
 TTA_KINDS = ("none", "flip", "flip_rot")
+STAGES = ("probe", "recipe", "diagnosis", "scratch", "curve")
 RIDGE_L2 = (300.0, 1000.0, 3000.0)
 LOGISTIC_L2 = (30.0, 300.0, 3000.0)
 CURVE_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
@@ -64,8 +65,13 @@ def _nan(n: int) -> np.ndarray:
     return np.full(n, np.nan)
 
 
-def stage_probe(ctx, features: np.ndarray) -> None:
-    """Ridge / logistic probes and the fast mode (heads on frozen features) on every fold."""
+def stage_probe(ctx, features: np.ndarray, seeds: tuple[int, ...] = (0,)) -> None:
+    """Ridge / logistic probes and the fast mode (heads on frozen features) on every fold.
+
+    The probes are deterministic (seed 0); the fast mode's heads run once per seed in ``seeds``
+    (head initialisation, batch order and feature noise differ; folds stay the same), so
+    diagnosis only vs multi-task can be paired by (fold, seed).
+    """
     iaa, malignant, folds, rec = ctx["iaa"], ctx["malignant"], ctx["folds"], ctx["rec"]
     common = {"backbone": BACKBONE, "pretrained": "imagenet", "tta": "flip_features", "seed": 0}
     for fold in range(ctx["k"]):
@@ -116,22 +122,23 @@ def stage_probe(ctx, features: np.ndarray) -> None:
                 seconds=0.0,
                 **common,
             )
-        for mode in ("regression", "classification", "multitask"):
-            start = time.perf_counter()
-            rows = reg_train if mode == "regression" else train
-            out = fast_mode(mode, features, iaa, malignant, rows, test)
-            rec.add(
-                stage="probe",
-                config="fast_mode_heads",
-                mode=mode,
-                fold=fold,
-                train_rows=rows,
-                test_rows=test,
-                iaa_pred=out["iaa"],
-                prob=out["prob"],
-                seconds=time.perf_counter() - start,
-                **common,
-            )
+        for seed in seeds:
+            for mode in ("regression", "classification", "multitask"):
+                start = time.perf_counter()
+                rows = reg_train if mode == "regression" else train
+                out = fast_mode(mode, features, iaa, malignant, rows, test, seed=seed)
+                rec.add(
+                    stage="probe",
+                    config="fast_mode_heads",
+                    mode=mode,
+                    fold=fold,
+                    train_rows=rows,
+                    test_rows=test,
+                    iaa_pred=out["iaa"],
+                    prob=out["prob"],
+                    seconds=time.perf_counter() - start,
+                    **(common | {"seed": seed}),
+                )
 
 
 def fast_mode(
@@ -252,15 +259,19 @@ def run_stages(
             amp=device.type == "cuda",
         ).numpy()
         print(f"features {features.shape} in {time.perf_counter() - start:.1f} s", flush=True)
-        stage_probe(ctx, features.astype(np.float64))
+        stage_probe(ctx, features.astype(np.float64), tuple(args.seeds))
     best = Config("adamw_bb0.1_freeze2", epochs=args.epochs_reg)
     if "recipe" in args.stages:
         maes: dict[str, list[float]] = {}
+        chosen = getattr(args, "recipes", ()) or ()
         for config in recipe_alternatives(args.epochs_reg):
+            if chosen and config.name not in chosen:
+                continue
             for fold in range(args.folds):
                 if not clock.left():
                     break
-                for row in _finetune(ctx, "recipe", config, "regression", fold, 0, TTA_KINDS):
+                tta = tuple(getattr(args, "tta", TTA_KINDS))
+                for row in _finetune(ctx, "recipe", config, "regression", fold, 0, tta):
                     if row["tta"] == "none":
                         maes.setdefault(config.name, []).append(row["mae"])
         complete = {name: np.mean(v) for name, v in maes.items() if len(v) == args.folds}

@@ -216,7 +216,7 @@ class Recorder:
         return row
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--shared", type=Path, default=SHARED, help="folder holding imapp/ and isic2017_256/")
@@ -230,14 +230,34 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="use only this many images (a smoke test)")
     parser.add_argument("--stages", default="probe,recipe,diagnosis,scratch,curve")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 on a shared CPU)"
+    )
+    parser.add_argument(
+        "--recipes",
+        default="",
+        help="comma-separated recipe names of stage 'recipe' to run (default all: "
+        "sgd_defaults, adamw_l1_cosine, adamw_bb0.1, adamw_bb0.1_freeze2)",
+    )
+    parser.add_argument(
+        "--tta",
+        default="none,flip,flip_rot",
+        help="TTA kinds the 'recipe' stage evaluates (comma-separated; none is always included)",
+    )
     parser.add_argument("--no-report", action="store_true", help="leave tables and figures to --report")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     from experiments import cv_report
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     if args.report:
         cv_report.write_report(args.out)
         return 0
+    args = replace_stages(args)
     if not (args.shared / "isic2017_256").is_dir():
         print(f"real data not found under {args.shared}", file=sys.stderr)
         return 2
@@ -261,7 +281,6 @@ def main() -> int:
     )
     folds = stratified_folds(malignant * 2 + (~np.isnan(iaa)), args.folds, seed=0)
     recorder = Recorder(args.out, ids, iaa, malignant)
-    args = replace_stages(args)
     run_stages(args, pixels, iaa, malignant, folds, recorder, started)
     if not args.no_report:
         cv_report.write_report(args.out)
@@ -269,8 +288,28 @@ def main() -> int:
     return 0
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
 def replace_stages(args: argparse.Namespace) -> argparse.Namespace:
-    args.stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    """Comma-separated options as tuples, checked against what the stages know."""
+    from experiments.cv_stages import STAGES, TTA_KINDS, recipe_alternatives
+
+    args.stages = _names(args.stages)
+    args.recipes = _names(args.recipes)
+    args.tta = ("none",) + tuple(kind for kind in _names(args.tta) if kind != "none")
+    known = {c.name for c in recipe_alternatives(1)}
+    for option, values, allowed in (
+        ("--stages", args.stages, STAGES),
+        ("--recipes", args.recipes, known),
+        ("--tta", args.tta, TTA_KINDS),
+    ):
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise SystemExit(
+                f"{option}: unknown {', '.join(unknown)}; expected some of {', '.join(sorted(allowed))}"
+            )
     return args
 
 
