@@ -10,6 +10,7 @@ import pkgutil
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +21,10 @@ _BLOCKED = ("PySide6", "pyqtgraph", "superqt", "torch", "timm", "torchvision")
 
 
 def test_import_contracts_hold():
-    lint = shutil.which("lint-imports", path=str(REPO_ROOT / ".venv" / "bin")) or shutil.which(
-        "lint-imports"
-    )
+    # Beside the running interpreter first (a venv that is not the checkout's own, e.g. a worktree's).
+    lint = (shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+            or shutil.which("lint-imports", path=str(REPO_ROOT / ".venv" / "bin"))
+            or shutil.which("lint-imports"))
     if lint is None:
         pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
     result = subprocess.run([lint, "--no-cache"], cwd=REPO_ROOT, capture_output=True, text=True)
