@@ -44,3 +44,26 @@ def test_unusual_values_in_runs():
     codes = np.zeros(5_000_000, np.uint8)
     np.testing.assert_array_equal(raster_sums(codes, np.array([[0.1, 1.0 / 3.0]])),
                                   _sequential(codes, np.array([[0.1, 1.0 / 3.0]])))
+
+
+def _numpy_runs(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
+    return flat[starts], np.diff(np.append(starts, flat.size))
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 64, 100_003])
+def test_code_runs_are_the_maximal_runs(size):
+    """The word-at-a-time run finder gives numpy's maximal runs, at every alignment."""
+    from iaa_desktop.core.agreement.raster_sums import CodeRuns
+
+    rng = np.random.default_rng(size)
+    for mean_run in (1, 5, 9, 300):
+        lengths = rng.geometric(1.0 / mean_run, size + 2)
+        flat = np.repeat(rng.integers(0, 3, lengths.size), lengths)[:size].astype(np.uint8)
+        runs = CodeRuns(flat)
+        codes, run_lengths = _numpy_runs(flat)
+        np.testing.assert_array_equal(runs.codes, codes)
+        np.testing.assert_array_equal(runs.lengths, run_lengths)
+        assert runs.lengths.sum() == size
+    wide = rng.integers(0, 2, size).astype(np.uint16) * 300  # two-byte codes: no word skipping
+    np.testing.assert_array_equal(CodeRuns(wide).codes, _numpy_runs(wide)[0])

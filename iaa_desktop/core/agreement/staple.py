@@ -24,7 +24,7 @@ from iaa_desktop.core.agreement.consensus import (
     _Patterns,
     _vote_patterns,
 )
-from iaa_desktop.core.agreement.raster_sums import raster_sums
+from iaa_desktop.core.agreement.raster_sums import CodeRuns
 
 __all__ = ["StapleResult", "staple"]
 
@@ -114,11 +114,11 @@ class _PixelOrderSums:
     """
 
     def __init__(self, patterns: _Patterns) -> None:
-        self._codes = patterns.codes.reshape(-1)
+        self._runs = CodeRuns(patterns.codes)  # found once, summed on every iteration
         self._lut_rows = patterns.lut_rows
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        return raster_sums(self._codes, values[self._lut_rows])  # per code value, not per pattern
+        return self._runs.sums(values[self._lut_rows])  # per code value, not per pattern
 
 
 def _staple_em(votes: np.ndarray, n_pixels: int, sums: _HistogramSums | _PixelOrderSums,
