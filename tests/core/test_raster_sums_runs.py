@@ -67,3 +67,23 @@ def test_code_runs_are_the_maximal_runs(size):
         assert runs.lengths.sum() == size
     wide = rng.integers(0, 2, size).astype(np.uint16) * 300  # two-byte codes: no word skipping
     np.testing.assert_array_equal(CodeRuns(wide).codes, _numpy_runs(wide)[0])
+
+
+def test_framed_runs_equal_the_whole_raster_runs():
+    """Runs of a box of codes framed by code 0 equal the runs of the whole raster built."""
+    from iaa_desktop.core.agreement.raster_sums import CodeRuns
+
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        height, width = (int(x) for x in rng.integers(1, 12, 2))
+        r0, c0 = int(rng.integers(0, height + 1)), int(rng.integers(0, width + 1))
+        r1, c1 = int(rng.integers(r0, height + 1)), int(rng.integers(c0, width + 1))
+        if r1 == r0 or c1 == c0:
+            r1, c1 = r0, c0  # an empty box
+        crop = (rng.integers(0, 3, (r1 - r0, c1 - c0)) * (rng.random((r1 - r0, c1 - c0)) < 0.7))
+        crop = crop.astype(np.uint8)
+        full = np.zeros((height, width), np.uint8)
+        full[r0:r1, c0:c1] = crop
+        whole, framed = CodeRuns(full), CodeRuns.framed(crop, (r0, c0, r1, c1), (height, width))
+        np.testing.assert_array_equal(framed.codes, whole.codes)
+        np.testing.assert_array_equal(framed.lengths, whole.lengths)

@@ -149,16 +149,46 @@ def _chance_in_box(masks: Sequence[np.ndarray], shape: tuple[int, ...],
     histogram = np.zeros(n + 1, np.int64)
     for k in range(1, n + 1):
         histogram[k] = cv2.countNonZero(cv2.compare(crop_votes, k, cv2.CMP_EQ))
+    histogram[0] = _roi_px(cv2.compare(crop_votes, 0, cv2.CMP_EQ), box, shape, margin) - union_px
+    kappa, alpha = kappa_alpha_from_counts(histogram, n)
+    return ChanceAgreement(kappa, alpha, int(histogram.sum()), margin)
+
+
+def _roi_px(no_vote: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, ...],
+            margin: int) -> int:
+    """Pixels of the image within ``margin`` (Euclidean) of the union, whose bounding box is
+    ``box`` and which is 0 in ``no_vote`` (uint8, non-zero where no annotator voted)."""
+    r0, c0, r1, c1 = box
     # Grow the box by the margin (clipped to the image) and measure distances inside it.
     g0, h0 = max(0, r0 - margin), max(0, c0 - margin)
     g1, h1 = min(shape[0], r1 + margin), min(shape[1], c1 + margin)
     outside = np.full((g1 - g0, h1 - h0), 255, np.uint8)
-    # Non-zero where no annotator voted: the pixels whose distance to the union is measured.
-    cv2.compare(crop_votes, 0, cv2.CMP_EQ, dst=outside[r0 - g0 : r1 - g0, c0 - h0 : c1 - h0])
+    outside[r0 - g0 : r1 - g0, c0 - h0 : c1 - h0] = no_vote
     # Exact Euclidean distance to the union (a dilation by a disc this large would cost
     # kernel area x crop area); the ROI is every pixel within the margin.
     distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    roi_px = int(cv2.countNonZero(cv2.compare(distance, float(margin), cv2.CMP_LE)))
-    histogram[0] = roi_px - union_px
+    return int(cv2.countNonZero(cv2.compare(distance, float(margin), cv2.CMP_LE)))
+
+
+def chance_from_patterns(patterns) -> ChanceAgreement:
+    """:func:`chance_agreement` of the masks whose ``consensus.vote_patterns`` these are.
+
+    The vote histogram inside the union is the pattern counts grouped by vote count; only
+    the ROI's size reads pixels. Patterns without a box (many annotators) are not accepted.
+    """
+    n = patterns.votes.shape[1]
+    if n < 2:
+        return ChanceAgreement(math.nan, math.nan, 0, 0)
+    if patterns.box is None:
+        raise ValueError("chance_from_patterns needs patterns cropped to the union's box")
+    per_pattern = patterns.votes_per_pattern
+    histogram = np.zeros(n + 1, np.int64)
+    np.add.at(histogram, per_pattern, patterns.counts)
+    union_px = int(histogram[1:].sum())
+    if union_px == 0:
+        return ChanceAgreement(math.nan, math.nan, 0, 0)
+    margin = roi_margin(union_px)
+    no_vote = patterns.expand_crop(((per_pattern == 0) * np.uint8(255)).astype(np.uint8)[patterns.lut_rows])
+    histogram[0] = _roi_px(no_vote, patterns.box, patterns.shape, margin) - union_px
     kappa, alpha = kappa_alpha_from_counts(histogram, n)
     return ChanceAgreement(kappa, alpha, int(histogram.sum()), margin)

@@ -113,6 +113,83 @@ def _code_runs(codes: np.ndarray, words: np.ndarray):  # pragma: no cover - comp
 
 
 @njit(cache=True, nogil=True)
+def _framed_code_runs(crop: np.ndarray, r0: int, c0: int, full_height: int,
+                      full_width: int):  # pragma: no cover - compiled
+    """Maximal runs of a ``full_height x full_width`` raster that is ``crop`` at ``(r0, c0)``
+    and code 0 everywhere else, without building that raster."""
+    height, width = crop.shape
+    capacity = 1024
+    run_codes = np.empty(capacity, crop.dtype)
+    run_lengths = np.empty(capacity, np.int64)
+    n_runs = 0
+    zero = crop.dtype.type(0)
+    code = zero
+    length = r0 * full_width + c0  # the run being built: zeros above and left of the box
+    for r in range(height):
+        if r:
+            gap = full_width - width  # right margin of row r-1 and left margin of row r
+            if gap:
+                if code == zero:
+                    length += gap
+                else:
+                    if n_runs + 1 >= capacity:
+                        capacity *= 2
+                        grown_codes = np.empty(capacity, crop.dtype)
+                        grown_codes[:n_runs] = run_codes[:n_runs]
+                        grown_lengths = np.empty(capacity, np.int64)
+                        grown_lengths[:n_runs] = run_lengths[:n_runs]
+                        run_codes, run_lengths = grown_codes, grown_lengths
+                    run_codes[n_runs] = code
+                    run_lengths[n_runs] = length
+                    n_runs += 1
+                    code, length = zero, gap
+        c = 0
+        while c < width:
+            value = crop[r, c]
+            j = c + 1
+            while j < width and crop[r, j] == value:
+                j += 1
+            if value == code:
+                length += j - c
+            else:
+                if length:
+                    if n_runs + 1 >= capacity:
+                        capacity *= 2
+                        grown_codes = np.empty(capacity, crop.dtype)
+                        grown_codes[:n_runs] = run_codes[:n_runs]
+                        grown_lengths = np.empty(capacity, np.int64)
+                        grown_lengths[:n_runs] = run_lengths[:n_runs]
+                        run_codes, run_lengths = grown_codes, grown_lengths
+                    run_codes[n_runs] = code
+                    run_lengths[n_runs] = length
+                    n_runs += 1
+                code, length = value, j - c
+            c = j
+    tail = (full_width - c0 - width) + (full_height - r0 - height) * full_width
+    if height == 0:
+        tail = full_height * full_width - length
+    if code == zero:
+        length += tail
+    elif tail:
+        if n_runs + 1 >= capacity:
+            capacity *= 2
+            grown_codes = np.empty(capacity, crop.dtype)
+            grown_codes[:n_runs] = run_codes[:n_runs]
+            grown_lengths = np.empty(capacity, np.int64)
+            grown_lengths[:n_runs] = run_lengths[:n_runs]
+            run_codes, run_lengths = grown_codes, grown_lengths
+        run_codes[n_runs] = code
+        run_lengths[n_runs] = length
+        n_runs += 1
+        code, length = zero, tail
+    if length:
+        run_codes[n_runs] = code
+        run_lengths[n_runs] = length
+        n_runs += 1
+    return run_codes[:n_runs].copy(), run_lengths[:n_runs].copy()
+
+
+@njit(cache=True, nogil=True)
 def _run_sums(run_codes: np.ndarray, run_lengths: np.ndarray,
               table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     n_cols = table.shape[1]
@@ -144,6 +221,15 @@ class CodeRuns:
         else:
             words = np.empty(0, np.uint64)
         self.codes, self.lengths = _code_runs(flat, words)
+
+    @classmethod
+    def framed(cls, crop: np.ndarray, box: tuple[int, int, int, int],
+               shape: tuple[int, int]) -> CodeRuns:
+        """The runs of a ``shape`` raster equal to ``crop`` inside ``box`` and 0 outside it."""
+        runs = cls.__new__(cls)
+        crop = np.ascontiguousarray(crop).reshape(box[2] - box[0], box[3] - box[1])
+        runs.codes, runs.lengths = _framed_code_runs(crop, box[0], box[1], shape[0], shape[1])
+        return runs
 
     def sums(self, table: np.ndarray) -> np.ndarray:
         """``sum over pixels i, in order, of table[codes[i], :]`` (see :func:`raster_sums`)."""
