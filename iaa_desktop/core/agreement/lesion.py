@@ -23,7 +23,7 @@ from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC, BoundarySpec, boun
 from iaa_desktop.core.agreement.chance import chance_agreement, chance_from_patterns
 from iaa_desktop.core.agreement.consensus import majority_vote_from_patterns, vote_patterns
 from iaa_desktop.core.agreement.disagreement import binary_entropy, vote_fraction
-from iaa_desktop.core.agreement.metrics import border_tree, mask_surface, pair_geometry, pair_metrics
+from iaa_desktop.core.agreement.metrics import border_index, mask_surface, pair_geometry, pair_metrics
 from iaa_desktop.core.agreement.staple import staple_from_patterns
 from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.dataset.masks import decode_mask
@@ -130,14 +130,14 @@ def _pair_rows(image_name: str, masks: list[tuple[MaskInfo, np.ndarray]],
                empty_policy: str, boundary: BoundarySpec | None) -> list[tuple]:
     surfaces = [mask_surface(mask) for _, mask in masks]
     # One search structure per mask, shared by all its pairs (not one per pair and direction).
-    trees = [border_tree(surface) for surface in surfaces]
+    indexes = [border_index(surface) for surface in surfaces]
     bands = ([mask_bands(mask, surface, boundary.biou_ds) for (_, mask), surface in
               zip(masks, surfaces, strict=True)] if boundary is not None else None)
     rows = []
     for i, j in combinations(range(len(masks)), 2):
         (a, mask_a), (b, mask_b) = masks[i], masks[j]
         # One overlap count and one pair of nearest-neighbour queries serve both conventions.
-        geometry = pair_geometry(mask_a, mask_b, surfaces[i], surfaces[j], trees[i], trees[j])
+        geometry = pair_geometry(mask_a, mask_b, surfaces[i], surfaces[j], indexes[i], indexes[j])
         values = pair_metrics(mask_a, mask_b, surface_a=surfaces[i], surface_b=surfaces[j],
                               empty_policy=empty_policy, geometry=geometry)
         extra = () if boundary is None else boundary_metrics(
