@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iaa_desktop.core.agreement.metrics import foreground_box
 from iaa_desktop.core.errors import IAAError
 
 __all__ = ["ConsensusInputError", "count_votes", "majority_vote", "majority_vote_from_patterns",
@@ -215,19 +216,11 @@ class _Patterns:
 
 def _union_box(items: list[np.ndarray]) -> tuple[int, int, int, int]:
     """Bounding box of the union of the masks' non-zero pixels; ``(0, 0, 0, 0)`` if none."""
-    r0 = c0 = None
-    r1 = c1 = 0
-    for mask in items:
-        rows = np.flatnonzero(mask.any(axis=1))
-        if rows.size == 0:
-            continue
-        top, bottom = int(rows[0]), int(rows[-1]) + 1
-        cols = np.flatnonzero(mask[top:bottom].any(axis=0))
-        left, right = int(cols[0]), int(cols[-1]) + 1
-        r0 = top if r0 is None else min(r0, top)
-        c0 = left if c0 is None else min(c0, left)
-        r1, c1 = max(r1, bottom), max(c1, right)
-    return (0, 0, 0, 0) if r0 is None else (r0, c0, r1, c1)
+    boxes = [box for box in map(foreground_box, items) if box is not None]
+    if not boxes:
+        return (0, 0, 0, 0)
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def _pack_and_count(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

