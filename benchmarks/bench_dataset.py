@@ -9,8 +9,8 @@ and reused by later runs. Timed: indexing plus every pair (human-human and
 human-consensus) with MV and STAPLE computed, decoding each mask once, on
 ``--workers`` processes, no cache. Target (issue 19): under 90 s on 2 cores.
 
-In the same run: the decode floor (``decode_mask`` of every human mask once, on the same
-``--workers`` processes: the table cannot be faster than reading its masks); with
+In the same run: the decode floor (``decode_mask`` of every human mask once, on as many
+processes of the engine's kind: the table cannot be faster than reading its masks); with
 ``--compare REV``, the engine of commit REV (exported with ``git archive``, run in a fresh
 process on the same data and workers) and whether its tables equal today's; MedPy (dc, jc,
 hd, hd95, assd as IMA++ calls them) and SimpleITK (STAPLE, label voting) timed on a sample
@@ -138,10 +138,13 @@ def _decode(path: str) -> int:
 
 
 def decode_floor_seconds(dataset, workers: int) -> float:
-    """Wall time of decoding every human mask once on ``workers`` processes."""
+    """Wall time of decoding every human mask once on ``workers`` processes of the engine's
+    own kind (``core.parallel.process_pool``: spawned, background priority)."""
+    from iaa_desktop.core.parallel import process_pool
+
     paths = [str(s.mask_path) for lesion in dataset for s in lesion.human_segmentations]
     start = time.perf_counter()
-    with ProcessPoolExecutor(workers) as pool:
+    with process_pool(workers) as pool:
         for _ in pool.map(_decode, paths, chunksize=8):
             pass
     return time.perf_counter() - start
