@@ -6,13 +6,16 @@ lesion by lesion in this process, every stage of ``lesion.lesion_agreement`` exa
 
 - ``decode``: ``decode_mask`` of every mask (with its checks), and beside it the floor,
   a bare ``cv2.imread(IMREAD_GRAYSCALE)`` of the same files;
-- ``staple``, ``mv``: STAPLE (``staple.staple``) and majority vote;
-- ``surfaces``: ``mask_surface`` of every mask (bounding box, border pixels);
+- ``patterns``: the lesion's vote patterns on the union's box (``consensus.vote_patterns``),
+  shared by the three next stages;
+- ``staple``, ``mv``: STAPLE (``staple_from_patterns``) and majority vote;
+- ``surfaces``: ``mask_surface`` and ``border_index`` of every mask (bounding box, border
+  pixels, their columns per row);
 - ``bands``: ``mask_bands`` (Boundary IoU bands);
 - ``overlap``: the overlap counts of every pair;
 - ``distances``: the two directed nearest-border queries of every pair;
 - ``medpy``, ``mr``: the metric values of both conventions from those;
-- ``chance``: Fleiss' kappa / Krippendorff's alpha (``chance.chance_agreement``);
+- ``chance``: Fleiss' kappa / Krippendorff's alpha (``chance.chance_from_patterns``);
 
 then checks that the instrumented rows equal ``lesion_agreement``'s, and times in the same
 run: the engine on 1 worker and on ``--workers`` processes (process overhead = the pool's
@@ -48,23 +51,27 @@ from bench_dataset import IMAPP, IMG_CSV, SEG_CSV, _lesion_masks  # noqa: E402
 from iaa_desktop.core.agreement import lesion as lesion_mod  # noqa: E402
 from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC, boundary_metrics, mask_bands  # noqa: E402
 from iaa_desktop.core.agreement.cache import AgreementCache  # noqa: E402
-from iaa_desktop.core.agreement.chance import chance_agreement  # noqa: E402
-from iaa_desktop.core.agreement.consensus import majority_vote  # noqa: E402
+from iaa_desktop.core.agreement.chance import chance_from_patterns  # noqa: E402
+from iaa_desktop.core.agreement.consensus import (  # noqa: E402
+    majority_vote_from_patterns,
+    vote_patterns,
+)
 from iaa_desktop.core.agreement.engine import iter_dataset_agreement  # noqa: E402
 from iaa_desktop.core.agreement.metrics import (  # noqa: E402
     PairGeometry,
     _directed_distances,
     _intersection_px,
+    border_index,
     mask_surface,
     pair_metrics,
 )
-from iaa_desktop.core.agreement.staple import staple  # noqa: E402
+from iaa_desktop.core.agreement.staple import staple_from_patterns  # noqa: E402
 from iaa_desktop.core.agreement.table_io import write_agreement_tables, write_table  # noqa: E402
 from iaa_desktop.core.dataset.io import load_dataset  # noqa: E402
 from iaa_desktop.core.dataset.masks import decode_mask  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
 
-STAGES = ("decode", "staple", "mv", "surfaces", "bands", "overlap", "distances", "medpy", "mr",
+STAGES = ("decode", "patterns", "staple", "mv", "surfaces", "bands", "overlap", "distances", "medpy", "mr",
           "chance")
 #: Size classes in megapixels (upper bounds).
 SIZE_CLASSES = ((2.0, "< 2 MP"), (6.0, "2-6 MP"), (12.0, "6-12 MP"), (float("inf"), ">= 12 MP"))
@@ -85,10 +92,13 @@ def profile_lesion(lesion, times: dict[str, float]) -> list[tuple] | None:
         return None
     masks_h = [m for _, m in humans]
     t = clock()
-    result = staple(masks_h)
+    patterns = vote_patterns(masks_h)
+    times["patterns"] += clock() - t
+    t = clock()
+    result = staple_from_patterns(patterns)
     times["staple"] += clock() - t
     t = clock()
-    mv = majority_vote(masks_h)
+    mv = majority_vote_from_patterns(patterns)
     times["mv"] += clock() - t
     stem = lesion.image_id
     masks = [(lesion_mod._info(seg), m) for seg, m in humans] + [
@@ -96,6 +106,7 @@ def profile_lesion(lesion, times: dict[str, float]) -> list[tuple] | None:
         (lesion_mod.MaskInfo(f"{stem}_MV_MV_MV_MV.png", "MV", "MV", "MV"), mv)]
     t = clock()
     surfaces = [mask_surface(m) for _, m in masks]
+    indexes = [border_index(x) for x in surfaces]
     times["surfaces"] += clock() - t
     t = clock()
     bands = [mask_bands(m, s, DEFAULT_SPEC.biou_ds) for (_, m), s in zip(masks, surfaces, strict=True)]
@@ -108,8 +119,8 @@ def profile_lesion(lesion, times: dict[str, float]) -> list[tuple] | None:
         t = clock()
         inter = _intersection_px(ma, mb, sa.bbox, sb.bbox)
         t2 = clock()
-        geometry = PairGeometry(inter, _directed_distances(sa.border, sb.border),
-                                _directed_distances(sb.border, sa.border))
+        geometry = PairGeometry(inter, _directed_distances(sa.border, sb.border, indexes[j]),
+                                _directed_distances(sb.border, sa.border, indexes[i]))
         t3 = clock()
         values = pair_metrics(ma, mb, surface_a=sa, surface_b=sb, geometry=geometry)
         t4 = clock()
@@ -123,7 +134,7 @@ def profile_lesion(lesion, times: dict[str, float]) -> list[tuple] | None:
                      *values.as_dict().values(), a.tool, a.skill, b.tool, b.skill, *extra))
     rows.sort(key=lambda row: row[1])
     t = clock()
-    chance_agreement(masks_h)
+    chance_from_patterns(patterns)
     times["chance"] += clock() - t
     return rows
 

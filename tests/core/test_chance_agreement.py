@@ -90,3 +90,34 @@ def test_undefined_cases_give_nan():
     # Everyone votes foreground everywhere: no background vote, so no chance baseline.
     result = chance_agreement([full, full, full])
     assert math.isnan(result.fleiss_kappa) and math.isnan(result.krippendorff_alpha)
+
+
+def test_roi_by_runs_equals_the_distance_transform():
+    """The integer count on row runs and the exact distance transform give the same ROI,
+    including unions cut by the image frame, several blobs and scattered pixels (which
+    take the distance-transform path), at small and large margins."""
+    import cv2
+
+    from iaa_desktop.core.agreement import chance
+
+    rng = np.random.default_rng(1)
+    by_runs = 0
+    for _ in range(150):
+        height, width = (int(x) for x in rng.integers(5, 120, 2))
+        image = np.zeros((height, width), np.uint8)
+        for _ in range(int(rng.integers(1, 4))):
+            centre = (int(rng.integers(-10, width + 10)), int(rng.integers(-10, height + 10)))
+            axes = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
+            cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        if rng.random() < 0.2:
+            image[rng.random(image.shape) < 0.01] = 1
+        rows, cols = np.nonzero(image)
+        if rows.size == 0:
+            continue
+        box = (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
+        no_vote = np.where(image[box[0]:box[2], box[1]:box[3]] > 0, 0, 255).astype(np.uint8)
+        by_runs += chance._single_runs(no_vote) is not None
+        for margin in (1, 2, 7, int(rng.integers(1, 200))):
+            assert chance._roi_px(no_vote, box, (height, width), margin) == \
+                chance._roi_px_by_distance(no_vote, box, (height, width), margin)
+    assert by_runs > 30  # both paths were exercised

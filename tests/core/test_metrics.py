@@ -364,3 +364,26 @@ def test_reference_is_medpy() -> None:
         for k, v in got.items():
             assert v == pytest.approx(want[k], rel=1e-12), k
         assert_matches(pair_metrics(a, b), want, rel=1e-12)
+
+
+def test_row_search_distances_equal_a_kd_tree():
+    """The row-by-row nearest-border search gives a k-d tree's exact distances bit for bit:
+    scattered, clustered and far-apart point sets, single rows and single points."""
+    from scipy.spatial import cKDTree
+
+    from iaa_desktop.core.agreement.metrics import MaskSurface, _directed_distances, border_index
+
+    rng = np.random.default_rng(19)
+    for trial in range(300):
+        spread = int(rng.choice([3, 50, 2000]))
+        source = rng.integers(0, spread, (int(rng.integers(1, 300)), 2)).astype(np.int32)
+        target = rng.integers(0, spread, (int(rng.integers(1, 300)), 2))
+        if trial % 7 == 0:
+            target[:, 0] = target[0, 0]  # one row
+        if trial % 11 == 0:
+            target = target + 5 * spread  # far from every source point
+        key = np.unique(target[:, 0].astype(np.int64) * 100_000 + target[:, 1])
+        target = np.stack([key // 100_000, key % 100_000], 1).astype(np.int32)  # row-major
+        reference = cKDTree(target.astype(np.float64)).query(source.astype(np.float64), k=1)[0]
+        index = border_index(MaskSurface((0, 0), 1, None, target))
+        np.testing.assert_array_equal(_directed_distances(source, target, index), reference)

@@ -44,3 +44,46 @@ def test_unusual_values_in_runs():
     codes = np.zeros(5_000_000, np.uint8)
     np.testing.assert_array_equal(raster_sums(codes, np.array([[0.1, 1.0 / 3.0]])),
                                   _sequential(codes, np.array([[0.1, 1.0 / 3.0]])))
+
+
+def _numpy_runs(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
+    return flat[starts], np.diff(np.append(starts, flat.size))
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 64, 100_003])
+def test_code_runs_are_the_maximal_runs(size):
+    """The word-at-a-time run finder gives numpy's maximal runs, at every alignment."""
+    from iaa_desktop.core.agreement.raster_sums import CodeRuns
+
+    rng = np.random.default_rng(size)
+    for mean_run in (1, 5, 9, 300):
+        lengths = rng.geometric(1.0 / mean_run, size + 2)
+        flat = np.repeat(rng.integers(0, 3, lengths.size), lengths)[:size].astype(np.uint8)
+        runs = CodeRuns(flat)
+        codes, run_lengths = _numpy_runs(flat)
+        np.testing.assert_array_equal(runs.codes, codes)
+        np.testing.assert_array_equal(runs.lengths, run_lengths)
+        assert runs.lengths.sum() == size
+    wide = rng.integers(0, 2, size).astype(np.uint16) * 300  # two-byte codes: no word skipping
+    np.testing.assert_array_equal(CodeRuns(wide).codes, _numpy_runs(wide)[0])
+
+
+def test_framed_runs_equal_the_whole_raster_runs():
+    """Runs of a box of codes framed by code 0 equal the runs of the whole raster built."""
+    from iaa_desktop.core.agreement.raster_sums import CodeRuns
+
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        height, width = (int(x) for x in rng.integers(1, 12, 2))
+        r0, c0 = int(rng.integers(0, height + 1)), int(rng.integers(0, width + 1))
+        r1, c1 = int(rng.integers(r0, height + 1)), int(rng.integers(c0, width + 1))
+        if r1 == r0 or c1 == c0:
+            r1, c1 = r0, c0  # an empty box
+        crop = (rng.integers(0, 3, (r1 - r0, c1 - c0)) * (rng.random((r1 - r0, c1 - c0)) < 0.7))
+        crop = crop.astype(np.uint8)
+        full = np.zeros((height, width), np.uint8)
+        full[r0:r1, c0:c1] = crop
+        whole, framed = CodeRuns(full), CodeRuns.framed(crop, (r0, c0, r1, c1), (height, width))
+        np.testing.assert_array_equal(framed.codes, whole.codes)
+        np.testing.assert_array_equal(framed.lengths, whole.lengths)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numba import njit
 
 #: ROI margin as a fraction of the union's equivalent-disc radius.
 ROI_MARGIN_FRACTION = 0.25
@@ -149,16 +150,113 @@ def _chance_in_box(masks: Sequence[np.ndarray], shape: tuple[int, ...],
     histogram = np.zeros(n + 1, np.int64)
     for k in range(1, n + 1):
         histogram[k] = cv2.countNonZero(cv2.compare(crop_votes, k, cv2.CMP_EQ))
+    histogram[0] = _roi_px(cv2.compare(crop_votes, 0, cv2.CMP_EQ), box, shape, margin) - union_px
+    kappa, alpha = kappa_alpha_from_counts(histogram, n)
+    return ChanceAgreement(kappa, alpha, int(histogram.sum()), margin)
+
+
+@njit(cache=True, nogil=True)
+def _disc_dilation_px(first: np.ndarray, last: np.ndarray, r0: int, margin: int,
+                      height: int, width: int) -> int:  # pragma: no cover - compiled
+    """Pixels within ``margin`` of a union that is one run ``first[i]..last[i]`` on each row
+    ``r0 + i``, the runs of neighbouring rows touching, clipped to the image.
+
+    A pixel (y, x) is within the margin exactly when some union pixel lies at a row offset
+    dr, |dr| <= margin, and a column offset of at most ``half[|dr|] = isqrt(margin^2 - dr^2)``.
+    Row y's candidates are the runs of rows y + dr widened by ``half[|dr|]``: touching runs
+    widen into a chain of touching intervals, so their union is one interval from the least
+    left end to the greatest right end. Integer arithmetic only.
+    """
+    half = np.empty(margin + 1, np.int64)
+    for d in range(margin + 1):
+        h = int(math.sqrt(margin * margin - d * d))
+        while h * h > margin * margin - d * d:
+            h -= 1
+        while (h + 1) * (h + 1) <= margin * margin - d * d:
+            h += 1
+        half[d] = h
+    n_rows = first.size
+    total = 0
+    for y in range(max(0, r0 - margin), min(height, r0 + n_rows + margin)):
+        left = width
+        right = -1
+        for i in range(max(0, y - margin - r0), min(n_rows, y + margin - r0 + 1)):
+            d = abs(r0 + i - y)
+            if first[i] - half[d] < left:
+                left = first[i] - half[d]
+            if last[i] + half[d] > right:
+                right = last[i] + half[d]
+        total += min(right, width - 1) - max(left, 0) + 1
+    return total
+
+
+def _single_runs(no_vote: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """First and last union column of each row when every row of the box is one run of union
+    pixels touching the runs of the rows beside it; ``None`` otherwise."""
+    width = no_vote.shape[1]
+    outside = cv2.reduce(no_vote, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() // 255
+    count = width - outside
+    if count.size == 0 or count.min() == 0:
+        return None
+    first = np.argmin(no_vote, axis=1).astype(np.int64)  # the first 0 (union pixel) in a row
+    last = width - 1 - np.argmin(no_vote[:, ::-1], axis=1).astype(np.int64)
+    if np.any(last - first + 1 != count):
+        return None
+    if np.any(np.maximum(first[1:], first[:-1]) > np.minimum(last[1:], last[:-1]) + 1):
+        return None
+    return first, last
+
+
+def _roi_px(no_vote: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, ...],
+            margin: int) -> int:
+    """Pixels of the image within ``margin`` (Euclidean) of the union, whose bounding box is
+    ``box`` and which is 0 in ``no_vote`` (uint8, non-zero where no annotator voted).
+
+    Most lesions are one run of pixels per row, each touching the next: then the count is
+    integer arithmetic on the runs (:func:`_disc_dilation_px`); otherwise an exact distance
+    transform of the box grown by the margin. Both count the same pixels.
+    """
+    r0, c0, r1, c1 = box
+    runs = _single_runs(no_vote)
+    if runs is not None:
+        first, last = runs
+        return int(_disc_dilation_px(first + c0, last + c0, r0, margin, shape[0], shape[1]))
+    return _roi_px_by_distance(no_vote, box, shape, margin)
+
+
+def _roi_px_by_distance(no_vote: np.ndarray, box: tuple[int, int, int, int],
+                        shape: tuple[int, ...], margin: int) -> int:
+    r0, c0, r1, c1 = box
     # Grow the box by the margin (clipped to the image) and measure distances inside it.
     g0, h0 = max(0, r0 - margin), max(0, c0 - margin)
     g1, h1 = min(shape[0], r1 + margin), min(shape[1], c1 + margin)
     outside = np.full((g1 - g0, h1 - h0), 255, np.uint8)
-    # Non-zero where no annotator voted: the pixels whose distance to the union is measured.
-    cv2.compare(crop_votes, 0, cv2.CMP_EQ, dst=outside[r0 - g0 : r1 - g0, c0 - h0 : c1 - h0])
+    outside[r0 - g0 : r1 - g0, c0 - h0 : c1 - h0] = no_vote
     # Exact Euclidean distance to the union (a dilation by a disc this large would cost
     # kernel area x crop area); the ROI is every pixel within the margin.
     distance = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    roi_px = int(cv2.countNonZero(cv2.compare(distance, float(margin), cv2.CMP_LE)))
-    histogram[0] = roi_px - union_px
+    return int(cv2.countNonZero(cv2.compare(distance, float(margin), cv2.CMP_LE)))
+
+
+def chance_from_patterns(patterns) -> ChanceAgreement:
+    """:func:`chance_agreement` of the masks whose ``consensus.vote_patterns`` these are.
+
+    The vote histogram inside the union is the pattern counts grouped by vote count; only
+    the ROI's size reads pixels. Patterns without a box (many annotators) are not accepted.
+    """
+    n = patterns.votes.shape[1]
+    if n < 2:
+        return ChanceAgreement(math.nan, math.nan, 0, 0)
+    if patterns.box is None:
+        raise ValueError("chance_from_patterns needs patterns cropped to the union's box")
+    per_pattern = patterns.votes_per_pattern
+    histogram = np.zeros(n + 1, np.int64)
+    np.add.at(histogram, per_pattern, patterns.counts)
+    union_px = int(histogram[1:].sum())
+    if union_px == 0:
+        return ChanceAgreement(math.nan, math.nan, 0, 0)
+    margin = roi_margin(union_px)
+    no_vote = patterns.expand_crop(((per_pattern == 0) * np.uint8(255)).astype(np.uint8)[patterns.lut_rows])
+    histogram[0] = _roi_px(no_vote, patterns.box, patterns.shape, margin) - union_px
     kappa, alpha = kappa_alpha_from_counts(histogram, n)
     return ChanceAgreement(kappa, alpha, int(histogram.sum()), margin)

@@ -23,14 +23,17 @@ the same for 0/1 masks).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from iaa_desktop.core.agreement.metrics import foreground_box
 from iaa_desktop.core.errors import IAAError
 
-__all__ = ["ConsensusInputError", "count_votes", "majority_vote"]
+__all__ = ["ConsensusInputError", "count_votes", "majority_vote", "majority_vote_from_patterns",
+           "vote_patterns"]
 
 # Up to this many annotators every vote pattern gets a bin of its own in a small integer code;
 # above it the distinct patterns are found with np.unique (slower, but any N works).
@@ -165,12 +168,59 @@ def majority_vote(masks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Patterns:
-    """The distinct vote patterns of an image and where each pixel's pattern is."""
+    """The distinct vote patterns of an image and where each pixel's pattern is.
+
+    ``codes`` covers only ``box``, the bounding box of the union of the masks: every pixel
+    outside it has no vote, code 0 (counted in ``counts``). With more than
+    ``_MAX_BINNED_ANNOTATORS`` masks the box is the whole image.
+    """
 
     votes: np.ndarray  # bool (K, N): which annotators marked pattern k
-    counts: np.ndarray  # int64 (K,): pixels showing pattern k
-    codes: np.ndarray  # integer (...): per pixel, the row of ``lut_rows`` to read
+    counts: np.ndarray  # int64 (K,): pixels showing pattern k, in the whole image
+    codes: np.ndarray  # integer (h, w): per pixel of ``box``, the row of ``lut_rows`` to read
     lut_rows: np.ndarray  # intp (C,): for each code value, its pattern index k (or 0 if absent)
+    box: tuple[int, int, int, int] | None  # (row0, col0, row1, col1), half-open; may be empty;
+    # None when ``codes`` is the whole image flattened (not 2-D, or many annotators)
+    shape: tuple[int, ...]  # the whole image's
+
+    @property
+    def covers_image(self) -> bool:
+        """Whether ``codes`` holds every pixel (then in the image's own layout, flattened)."""
+        return self.codes.size == math.prod(self.shape)
+
+    def expand(self, table: np.ndarray) -> np.ndarray:
+        """``table[code]`` for every pixel of the whole image (outside the box: code 0's)."""
+        from iaa_desktop.core.agreement.staple import _lookup  # the LUT helper lives there
+
+        if self.covers_image:
+            return _lookup(table, self.codes).reshape(self.shape)
+        r0, c0, r1, c1 = self.box
+        out = (np.zeros if table[0] == 0 else np.empty)(self.shape, table.dtype)
+        if table[0] != 0:
+            out.fill(table[0])
+        if r1 > r0 and c1 > c0:
+            out[r0:r1, c0:c1] = _lookup(table, self.codes)
+        return out
+
+    def expand_crop(self, table: np.ndarray) -> np.ndarray:
+        """``table[code]`` for the pixels of ``box`` only."""
+        from iaa_desktop.core.agreement.staple import _lookup
+
+        return _lookup(table, self.codes)
+
+    @property
+    def votes_per_pattern(self) -> np.ndarray:
+        """int64 (K,): how many annotators marked each pattern."""
+        return self.votes.sum(axis=1, dtype=np.int64)
+
+
+def _union_box(items: list[np.ndarray]) -> tuple[int, int, int, int]:
+    """Bounding box of the union of the masks' non-zero pixels; ``(0, 0, 0, 0)`` if none."""
+    boxes = [box for box in map(foreground_box, items) if box is not None]
+    if not boxes:
+        return (0, 0, 0, 0)
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def _pack_and_count(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -214,15 +264,36 @@ def _pack_and_count(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _vote_patterns(items: list[np.ndarray]) -> _Patterns:
-    """The patterns present in the image (only those: ITK never sees the others)."""
+    """The patterns present in the image (only those: ITK never sees the others).
+
+    Up to ``_MAX_BINNED_ANNOTATORS`` masks, only the union's bounding box is packed: outside
+    it every pixel has code 0 (no vote), added to that code's count.
+    """
     n = len(items)
+    shape = (int(items[0].shape[0]), int(items[0].shape[1])) if items[0].ndim == 2 else None
+    if n <= _MAX_BINNED_ANNOTATORS and shape is not None:
+        box = _union_box(items)
+        r0, c0, r1, c1 = box
+        crops = [np.ascontiguousarray(m[r0:r1, c0:c1]) for m in items]
+        if crops[0].size:
+            codes, all_counts = _pack_and_count(crops)
+        else:
+            codes, all_counts = np.zeros((0, 0), np.uint8), np.zeros(1 << n, np.int64)
+        all_counts[0] += items[0].size - crops[0].size
+        present = np.flatnonzero(all_counts)
+        votes = ((present[:, None] >> np.arange(n)) & 1).astype(bool)
+        lut_rows = np.zeros(1 << n, np.intp)
+        lut_rows[present] = np.arange(present.size)
+        return _Patterns(votes, all_counts[present], codes, lut_rows, box, shape)
+    whole = None  # not 2-D, or many annotators: every pixel, flat
     if n <= _MAX_BINNED_ANNOTATORS:
         codes, all_counts = _pack_and_count(items)
         present = np.flatnonzero(all_counts)
         votes = ((present[:, None] >> np.arange(n)) & 1).astype(bool)
         lut_rows = np.zeros(1 << n, np.intp)
         lut_rows[present] = np.arange(present.size)
-        return _Patterns(votes, all_counts[present], codes, lut_rows)
+        return _Patterns(votes, all_counts[present], codes.reshape(1, -1), lut_rows, whole,
+                         items[0].shape)
     # Many annotators: a row of packed bits per pixel, distinct rows found by sorting.
     stack = np.stack([m != 0 for m in items], axis=-1).reshape(-1, n)
     packed = np.ascontiguousarray(np.packbits(stack, axis=1))
@@ -230,6 +301,25 @@ def _vote_patterns(items: list[np.ndarray]) -> _Patterns:
     unique, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
     unique_bytes = unique.view(np.uint8).reshape(unique.size, packed.shape[1])
     votes = np.unpackbits(unique_bytes, axis=1, count=n).astype(bool)
-    codes = inverse.reshape(items[0].shape)
-    return _Patterns(votes, counts.astype(np.int64), codes, np.arange(unique.size))
+    return _Patterns(votes, counts.astype(np.int64), inverse.reshape(1, -1), np.arange(unique.size),
+                     whole, items[0].shape)
 
+
+def vote_patterns(masks: Sequence[np.ndarray] | np.ndarray) -> _Patterns:
+    """The masks' vote patterns, counted once and shared by STAPLE, majority vote and
+    chance-corrected agreement (``staple.staple_from_patterns``,
+    :func:`majority_vote_from_patterns`, ``chance.chance_from_patterns``).
+
+    Raises
+    ------
+    ConsensusInputError
+        When there are no masks or their shapes differ.
+    """
+    return _vote_patterns(_as_mask_list(masks))
+
+
+def majority_vote_from_patterns(patterns: _Patterns) -> np.ndarray:
+    """:func:`majority_vote` of the masks whose :func:`vote_patterns` these are (same array)."""
+    n = patterns.votes.shape[1]
+    table = patterns.votes_per_pattern >= (n + 1) // 2
+    return patterns.expand(table[patterns.lut_rows]).reshape(patterns.shape)

@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 
 from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC, BoundarySpec, boundary_metrics, mask_bands
-from iaa_desktop.core.agreement.chance import chance_agreement
-from iaa_desktop.core.agreement.consensus import majority_vote
+from iaa_desktop.core.agreement.chance import chance_agreement, chance_from_patterns
+from iaa_desktop.core.agreement.consensus import majority_vote_from_patterns, vote_patterns
 from iaa_desktop.core.agreement.disagreement import binary_entropy, vote_fraction
-from iaa_desktop.core.agreement.metrics import border_tree, mask_surface, pair_geometry, pair_metrics
-from iaa_desktop.core.agreement.staple import staple
+from iaa_desktop.core.agreement.metrics import border_index, mask_surface, pair_geometry, pair_metrics
+from iaa_desktop.core.agreement.staple import staple_from_patterns
 from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.dataset.masks import decode_mask
 from iaa_desktop.core.dataset.model import Lesion, Problem, Segmentation, make_problem
@@ -130,14 +130,14 @@ def _pair_rows(image_name: str, masks: list[tuple[MaskInfo, np.ndarray]],
                empty_policy: str, boundary: BoundarySpec | None) -> list[tuple]:
     surfaces = [mask_surface(mask) for _, mask in masks]
     # One search structure per mask, shared by all its pairs (not one per pair and direction).
-    trees = [border_tree(surface) for surface in surfaces]
+    indexes = [border_index(surface) for surface in surfaces]
     bands = ([mask_bands(mask, surface, boundary.biou_ds) for (_, mask), surface in
               zip(masks, surfaces, strict=True)] if boundary is not None else None)
     rows = []
     for i, j in combinations(range(len(masks)), 2):
         (a, mask_a), (b, mask_b) = masks[i], masks[j]
         # One overlap count and one pair of nearest-neighbour queries serve both conventions.
-        geometry = pair_geometry(mask_a, mask_b, surfaces[i], surfaces[j], trees[i], trees[j])
+        geometry = pair_geometry(mask_a, mask_b, surfaces[i], surfaces[j], indexes[i], indexes[j])
         values = pair_metrics(mask_a, mask_b, surface_a=surfaces[i], surface_b=surfaces[j],
                               empty_policy=empty_policy, geometry=geometry)
         extra = () if boundary is None else boundary_metrics(
@@ -180,8 +180,10 @@ def lesion_agreement(
     if len(humans) < 2:
         return LesionAgreement(lesion.image_id, problems=tuple(problems), image_file_name=image_name)
     human_masks = [mask for _, mask in humans]
-    result = staple(human_masks)
-    mv = majority_vote(human_masks)
+    # One count of the masks' vote patterns serves STAPLE, majority vote and kappa/alpha.
+    patterns = vote_patterns(human_masks)
+    result = staple_from_patterns(patterns)
+    mv = majority_vote_from_patterns(patterns)
     staple_rows = tuple(
         (image_name, seg.name, seg.annotator, seg.tool, seg.skill, sens, spec, result.iterations)
         for (seg, _), sens, spec in zip(humans, result.sensitivity, result.specificity, strict=True)
@@ -199,8 +201,10 @@ def lesion_agreement(
         source = "computed"
     masks = [(_info(seg), mask) for seg, mask in humans] + consensus
     rows = _pair_rows(image_name, masks, empty_policy, boundary)
+    chance = (chance_from_patterns(patterns) if patterns.box is not None
+              else chance_agreement(human_masks))
     if maps_dir is not None:
         write_maps(Path(maps_dir), lesion.image_id, mv, result.probability, vote_fraction(human_masks))
     return LesionAgreement(lesion.image_id, tuple(rows), staple_rows, tuple(problems), source,
                            image_name, extra_columns=boundary.columns if boundary else (),
-                           chance=chance_agreement(human_masks).as_tuple())
+                           chance=chance.as_tuple())

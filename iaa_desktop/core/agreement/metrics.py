@@ -17,9 +17,10 @@ The definitions are those of ``medpy.metric.binary`` with its defaults (``voxels
 
 MedPy computes a distance transform over the whole image for each direction. Here each mask
 is summarised once (:func:`mask_surface`: pixel count, bounding box, border pixels, all from
-its bounding-box crop) and a pair needs only a k-d tree nearest-neighbour query between the
-two border point sets, which is exact, plus an overlap count inside the intersection of the
-two bounding boxes. The cost follows the border length, not the image size.
+its bounding-box crop) and a pair needs only an exact nearest-border search between the two
+border point sets (:func:`border_index`: the border's columns per row, searched row by row
+outwards in integer squared distances), plus an overlap count inside the intersection of the
+two bounding boxes. The cost follows the border length times the distances, not the image size.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Literal, get_args
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
+from numba import njit
 
 EmptyPolicy = Literal["imapp", "nan"]
 
@@ -103,6 +104,20 @@ def _nonzero_u8(mask: np.ndarray) -> np.ndarray:
     return (mask != 0).view(np.uint8)
 
 
+def foreground_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Half-open ``(row0, col0, row1, col1)`` bounding box of a 2-D mask's non-zero pixels.
+
+    ``None`` when there are none. Rows holding foreground, then columns within those rows:
+    two vectorised ``any`` passes (``cv2.boundingRect`` on a whole uint8 image is ~3x slower).
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(mask[r0:r1].any(axis=0))
+    return r0, int(cols[0]), r1, int(cols[-1]) + 1
+
+
 def _check_2d(mask: np.ndarray, name: str) -> None:
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
         raise ValueError(f"{name} must be a 2-D numpy array, got {getattr(mask, 'shape', mask)!r}")
@@ -135,9 +150,11 @@ def mask_surface(mask: np.ndarray) -> MaskSurface:
     if mask.size == 0:
         return MaskSurface(shape, 0, None, empty_border)
     u8 = _nonzero_u8(mask)
-    x, y, w, h = cv2.boundingRect(u8)  # of the non-zero pixels
-    if w == 0:
+    box = foreground_box(mask if mask.dtype == np.bool_ else u8)
+    if box is None:
         return MaskSurface(shape, 0, None, empty_border)
+    y, x = box[0], box[1]
+    h, w = box[2] - y, box[3] - x
     crop = u8[y : y + h, x : x + w]
     rows, cols = _border_pixels(crop)
     border = np.empty((rows.size, 2), np.int32)
@@ -182,27 +199,88 @@ def _intersection_px(mask_a: np.ndarray, mask_b: np.ndarray, box_a: tuple[int, i
     return int(cv2.countNonZero(cv2.min(a, b)))
 
 
-def border_tree(surface: MaskSurface) -> cKDTree | None:
-    """The nearest-neighbour search structure of a mask's border (``None`` when empty).
+@dataclass(frozen=True, eq=False)
+class BorderIndex:
+    """A mask's border pixels grouped by row, for exact nearest-border searches.
 
-    A mask takes part in several pairs: building its tree once and passing it to
-    :func:`pair_geometry` for each of them gives the same distances as a tree per pair.
+    ``cols[starts[r - row0]:starts[r - row0 + 1]]`` are the sorted columns of the border
+    pixels on row ``r``. Built once per mask (:func:`border_index`) and shared by its pairs.
     """
-    if surface.border.shape[0] == 0:
+
+    row0: int
+    starts: np.ndarray  # int64 (rows + 1,)
+    cols: np.ndarray  # int64 (N,)
+
+
+def border_index(surface: MaskSurface) -> BorderIndex | None:
+    """The :class:`BorderIndex` of a mask's border (``None`` when the mask is empty)."""
+    border = surface.border
+    if border.shape[0] == 0:
         return None
-    # Sliding-midpoint splits and 32-point leaves build and query fastest on border curves.
-    return cKDTree(surface.border.astype(np.float64), leafsize=32, balanced_tree=False,
-                   compact_nodes=False)
+    rows = border[:, 0].astype(np.int64)
+    row0 = int(rows[0])  # the border is row-major: its first row is the smallest
+    starts = np.searchsorted(rows, np.arange(row0, int(rows[-1]) + 2)).astype(np.int64)
+    return BorderIndex(row0, starts, border[:, 1].astype(np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _nearest_distances(q_rows: np.ndarray, q_cols: np.ndarray, row0: int, starts: np.ndarray,
+                       cols: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Per query pixel, the Euclidean distance to the nearest indexed border pixel.
+
+    Rows are visited outwards from the query's own (offset 0, +-1, +-2, ...) and stop once
+    the row offset alone is at least the best distance found: every closer pixel lies on
+    a visited row, and on a row only the columns either side of the query's can be nearest.
+    Squared distances are exact integers; the result is their correctly rounded square root.
+    """
+    n_rows = starts.size - 1
+    out = np.empty(q_rows.size)
+    for i in range(q_rows.size):
+        qr = q_rows[i] - row0
+        qc = q_cols[i]
+        best = np.int64(1) << 62
+        dr = 0
+        while dr * dr < best:
+            if qr + dr >= n_rows and qr - dr < 0:
+                break
+            for side in range(2 if dr else 1):
+                row = qr + dr if side == 0 else qr - dr
+                if row < 0 or row >= n_rows:
+                    continue
+                lo = starts[row]
+                hi = starts[row + 1]
+                if lo == hi:
+                    continue
+                left, right = lo, hi  # first column >= qc, by bisection
+                while left < right:
+                    mid = (left + right) >> 1
+                    if cols[mid] < qc:
+                        left = mid + 1
+                    else:
+                        right = mid
+                if left < hi:
+                    dc = cols[left] - qc
+                    d2 = dr * dr + dc * dc
+                    if d2 < best:
+                        best = d2
+                if left > lo:
+                    dc = qc - cols[left - 1]
+                    d2 = dr * dr + dc * dc
+                    if d2 < best:
+                        best = d2
+            dr += 1
+        out[i] = math.sqrt(best)
+    return out
 
 
 def _directed_distances(source: np.ndarray, target: np.ndarray,
-                        tree: cKDTree | None = None) -> np.ndarray:
-    # Exact Euclidean nearest neighbours (eps=0), so equal to MedPy's distance-transform lookup;
+                        index: BorderIndex | None = None) -> np.ndarray:
+    # Exact Euclidean nearest neighbours, so equal to MedPy's distance-transform lookup;
     # the result keeps the row-major order of ``source`` as MedPy's dt[border] does.
-    if tree is None:
-        tree = cKDTree(target.astype(np.float64), leafsize=32, balanced_tree=False,
-                       compact_nodes=False)
-    return tree.query(source.astype(np.float64), k=1)[0]
+    if index is None:
+        index = border_index(MaskSurface((0, 0), 1, None, target))
+    return _nearest_distances(source[:, 0].astype(np.int64), source[:, 1].astype(np.int64),
+                              index.row0, index.starts, index.cols)
 
 
 @dataclass(frozen=True, eq=False)
@@ -220,18 +298,18 @@ class PairGeometry:
 
 
 def pair_geometry(mask_a: np.ndarray, mask_b: np.ndarray, surface_a: MaskSurface,
-                  surface_b: MaskSurface, tree_a: cKDTree | None = None,
-                  tree_b: cKDTree | None = None) -> PairGeometry | None:
+                  surface_b: MaskSurface, index_a: BorderIndex | None = None,
+                  index_b: BorderIndex | None = None) -> PairGeometry | None:
     """Overlap and directed border distances of two non-empty masks; ``None`` if one is empty.
 
-    ``tree_a``, ``tree_b``: :func:`border_tree` of each surface when already built (a mask
+    ``index_a``, ``index_b``: :func:`border_index` of each surface when already built (a mask
     takes part in several pairs); built here otherwise.
     """
     if surface_a.bbox is None or surface_b.bbox is None:
         return None
     inter = _intersection_px(mask_a, mask_b, surface_a.bbox, surface_b.bbox)
-    return PairGeometry(inter, _directed_distances(surface_a.border, surface_b.border, tree_b),
-                        _directed_distances(surface_b.border, surface_a.border, tree_a))
+    return PairGeometry(inter, _directed_distances(surface_a.border, surface_b.border, index_b),
+                        _directed_distances(surface_b.border, surface_a.border, index_a))
 
 
 def _empty_pair(surface_a: MaskSurface, surface_b: MaskSurface, policy: str) -> PairMetrics:

@@ -71,17 +71,132 @@ def _add_repeated(s: float, v: float, k: int) -> float:  # pragma: no cover - co
 
 
 @njit(cache=True, nogil=True)
-def _raster_sums(codes: np.ndarray, table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    n_cols = table.shape[1]
-    total = np.zeros(n_cols)
+def _code_runs(codes: np.ndarray, words: np.ndarray):  # pragma: no cover - compiled
+    """Maximal runs of equal codes: (code of each run, its length), in raster order.
+
+    ``words`` is ``codes``' whole-word prefix read as uint64 (8 byte codes each, or empty):
+    inside a long run, 8 equal bytes are skipped per comparison.
+    """
     size = codes.size
+    capacity = 1024
+    run_codes = np.empty(capacity, codes.dtype)
+    run_lengths = np.empty(capacity, np.int64)
+    n_runs = 0
+    n_words = words.size
     i = 0
     while i < size:
-        row = codes[i]
+        code = codes[i]
         j = i + 1
-        while j < size and codes[j] == row:
+        if n_words:
+            while j < size and j % 8 != 0 and codes[j] == code:
+                j += 1
+            if j % 8 == 0:
+                pattern = np.uint64(code) * np.uint64(0x0101010101010101)
+                w = j // 8
+                while w < n_words and words[w] == pattern:
+                    w += 1
+                j = w * 8
+        while j < size and codes[j] == code:
             j += 1
-        run = j - i
+        if n_runs == capacity:
+            capacity *= 2
+            grown_codes = np.empty(capacity, codes.dtype)
+            grown_codes[:n_runs] = run_codes
+            grown_lengths = np.empty(capacity, np.int64)
+            grown_lengths[:n_runs] = run_lengths
+            run_codes, run_lengths = grown_codes, grown_lengths
+        run_codes[n_runs] = code
+        run_lengths[n_runs] = j - i
+        n_runs += 1
+        i = j
+    return run_codes[:n_runs], run_lengths[:n_runs]
+
+
+@njit(cache=True, nogil=True)
+def _framed_code_runs(crop: np.ndarray, r0: int, c0: int, full_height: int,
+                      full_width: int):  # pragma: no cover - compiled
+    """Maximal runs of a ``full_height x full_width`` raster that is ``crop`` at ``(r0, c0)``
+    and code 0 everywhere else, without building that raster."""
+    height, width = crop.shape
+    capacity = 1024
+    run_codes = np.empty(capacity, crop.dtype)
+    run_lengths = np.empty(capacity, np.int64)
+    n_runs = 0
+    zero = crop.dtype.type(0)
+    code = zero
+    length = r0 * full_width + c0  # the run being built: zeros above and left of the box
+    for r in range(height):
+        if r:
+            gap = full_width - width  # right margin of row r-1 and left margin of row r
+            if gap:
+                if code == zero:
+                    length += gap
+                else:
+                    if n_runs + 1 >= capacity:
+                        capacity *= 2
+                        grown_codes = np.empty(capacity, crop.dtype)
+                        grown_codes[:n_runs] = run_codes[:n_runs]
+                        grown_lengths = np.empty(capacity, np.int64)
+                        grown_lengths[:n_runs] = run_lengths[:n_runs]
+                        run_codes, run_lengths = grown_codes, grown_lengths
+                    run_codes[n_runs] = code
+                    run_lengths[n_runs] = length
+                    n_runs += 1
+                    code, length = zero, gap
+        c = 0
+        while c < width:
+            value = crop[r, c]
+            j = c + 1
+            while j < width and crop[r, j] == value:
+                j += 1
+            if value == code:
+                length += j - c
+            else:
+                if length:
+                    if n_runs + 1 >= capacity:
+                        capacity *= 2
+                        grown_codes = np.empty(capacity, crop.dtype)
+                        grown_codes[:n_runs] = run_codes[:n_runs]
+                        grown_lengths = np.empty(capacity, np.int64)
+                        grown_lengths[:n_runs] = run_lengths[:n_runs]
+                        run_codes, run_lengths = grown_codes, grown_lengths
+                    run_codes[n_runs] = code
+                    run_lengths[n_runs] = length
+                    n_runs += 1
+                code, length = value, j - c
+            c = j
+    tail = (full_width - c0 - width) + (full_height - r0 - height) * full_width
+    if height == 0:
+        tail = full_height * full_width - length
+    if code == zero:
+        length += tail
+    elif tail:
+        if n_runs + 1 >= capacity:
+            capacity *= 2
+            grown_codes = np.empty(capacity, crop.dtype)
+            grown_codes[:n_runs] = run_codes[:n_runs]
+            grown_lengths = np.empty(capacity, np.int64)
+            grown_lengths[:n_runs] = run_lengths[:n_runs]
+            run_codes, run_lengths = grown_codes, grown_lengths
+        run_codes[n_runs] = code
+        run_lengths[n_runs] = length
+        n_runs += 1
+        code, length = zero, tail
+    if length:
+        run_codes[n_runs] = code
+        run_lengths[n_runs] = length
+        n_runs += 1
+    return run_codes[:n_runs].copy(), run_lengths[:n_runs].copy()
+
+
+@njit(cache=True, nogil=True)
+def _run_sums(run_codes: np.ndarray, run_lengths: np.ndarray,
+              table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    n_cols = table.shape[1]
+    total = np.zeros(n_cols)
+    for r in range(run_codes.size):
+        row = run_codes[r]
+        run = run_lengths[r]
         if run < _MIN_BATCH:
             for _ in range(run):
                 for c in range(n_cols):
@@ -89,8 +204,36 @@ def _raster_sums(codes: np.ndarray, table: np.ndarray) -> np.ndarray:  # pragma:
         else:
             for c in range(n_cols):
                 total[c] = _add_repeated(total[c], table[row, c], run)
-        i = j
     return total
+
+
+class CodeRuns:
+    """A raster of integer codes as maximal runs of equal codes, found once, summed many times.
+
+    STAPLE's pixel-order EM sums a new table over the same codes on every iteration: finding
+    the runs once makes each later sum cost the number of runs, not of pixels.
+    """
+
+    def __init__(self, codes: np.ndarray) -> None:
+        flat = np.ascontiguousarray(codes).reshape(-1)
+        if flat.dtype.itemsize == 1 and flat.size >= 8:
+            words = flat[: flat.size - flat.size % 8].view(np.uint64)
+        else:
+            words = np.empty(0, np.uint64)
+        self.codes, self.lengths = _code_runs(flat, words)
+
+    @classmethod
+    def framed(cls, crop: np.ndarray, box: tuple[int, int, int, int],
+               shape: tuple[int, int]) -> CodeRuns:
+        """The runs of a ``shape`` raster equal to ``crop`` inside ``box`` and 0 outside it."""
+        runs = cls.__new__(cls)
+        crop = np.ascontiguousarray(crop).reshape(box[2] - box[0], box[3] - box[1])
+        runs.codes, runs.lengths = _framed_code_runs(crop, box[0], box[1], shape[0], shape[1])
+        return runs
+
+    def sums(self, table: np.ndarray) -> np.ndarray:
+        """``sum over pixels i, in order, of table[codes[i], :]`` (see :func:`raster_sums`)."""
+        return _run_sums(self.codes, self.lengths, np.ascontiguousarray(table, dtype=np.float64))
 
 
 def raster_sums(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -103,5 +246,4 @@ def raster_sums(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
     table
         float64 ``(n_codes, n_columns)``.
     """
-    flat = np.ascontiguousarray(codes).reshape(-1)
-    return _raster_sums(flat, np.ascontiguousarray(table, dtype=np.float64))
+    return CodeRuns(codes).sums(table)

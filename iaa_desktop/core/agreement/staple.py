@@ -24,9 +24,9 @@ from iaa_desktop.core.agreement.consensus import (
     _Patterns,
     _vote_patterns,
 )
-from iaa_desktop.core.agreement.raster_sums import raster_sums
+from iaa_desktop.core.agreement.raster_sums import CodeRuns
 
-__all__ = ["StapleResult", "staple"]
+__all__ = ["StapleResult", "staple", "staple_from_patterns"]
 
 # ITK's STAPLE stops when every annotator's sensitivity and specificity moved by no more than
 # sqrt(1e-14) = 1e-7 since the previous iteration ("min_rms_error" in itkSTAPLEImageFilter.hxx).
@@ -69,12 +69,12 @@ class StapleResult:
     specificity: tuple[float, ...]
     iterations: int
     _probability_lut: np.ndarray = field(repr=False, compare=False)
-    _codes: np.ndarray = field(repr=False, compare=False)
+    _patterns: _Patterns = field(repr=False, compare=False)
 
     @cached_property
     def probability(self) -> np.ndarray:
         """float64 ``(H, W)``: posterior probability that each pixel is lesion."""
-        return _lookup(self._probability_lut, self._codes)
+        return self._patterns.expand(self._probability_lut)
 
 
 class _HistogramSums:
@@ -114,11 +114,13 @@ class _PixelOrderSums:
     """
 
     def __init__(self, patterns: _Patterns) -> None:
-        self._codes = patterns.codes.reshape(-1)
+        # Found once, summed on every iteration; the pixels outside the codes' box are code 0.
+        self._runs = (CodeRuns(patterns.codes) if patterns.covers_image
+                      else CodeRuns.framed(patterns.codes, patterns.box, patterns.shape))
         self._lut_rows = patterns.lut_rows
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        return raster_sums(self._codes, values[self._lut_rows])  # per code value, not per pattern
+        return self._runs.sums(values[self._lut_rows])  # per code value, not per pattern
 
 
 def _staple_em(votes: np.ndarray, n_pixels: int, sums: _HistogramSums | _PixelOrderSums,
@@ -263,11 +265,22 @@ def staple(masks: Sequence[np.ndarray] | np.ndarray, *, confidence_weight: float
     items = _as_mask_list(masks)
     if items[0].size == 0:
         raise ConsensusInputError("the masks have no pixels")
+    return staple_from_patterns(_vote_patterns(items), confidence_weight=confidence_weight,
+                                max_iterations=max_iterations, bit_exact=bit_exact)
+
+
+def staple_from_patterns(patterns: _Patterns, *, confidence_weight: float = 1.0,
+                         max_iterations: int = _ITK_MAX_ITERATIONS,
+                         bit_exact: bool = False) -> StapleResult:
+    """:func:`staple` of the masks whose ``consensus.vote_patterns`` these are (same result).
+
+    The patterns are shared with majority vote and chance-corrected agreement, so a lesion's
+    masks are counted once.
+    """
     max_iterations = max(1, int(max_iterations))
-    n = len(items)
-    patterns = _vote_patterns(items)
+    n = patterns.votes.shape[1]
     votes, counts = patterns.votes, patterns.counts
-    n_pixels = items[0].size
+    n_pixels = math.prod(patterns.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         if votes.shape[0] == 1 and (not votes.any() or votes.all()):
             # All empty or all full: nothing for EM to estimate (and ITK's answer is nan).
@@ -285,12 +298,12 @@ def staple(masks: Sequence[np.ndarray] | np.ndarray, *, confidence_weight: float
         w = np.where(undefined, votes.mean(axis=1), w)
     prob_lut = w[patterns.lut_rows]
     # Threshold the small table rather than the float image: same result, less memory traffic.
-    mask = _lookup(prob_lut > 0.5, patterns.codes)
+    mask = patterns.expand(prob_lut > 0.5)
     return StapleResult(
         mask=mask,
         sensitivity=tuple(float(x) for x in p),
         specificity=tuple(float(x) for x in q),
         iterations=iterations,
         _probability_lut=prob_lut,
-        _codes=patterns.codes,
+        _patterns=patterns,
     )

@@ -1,0 +1,79 @@
+"""One count of a lesion's vote patterns gives the very STAPLE, majority vote and kappa/alpha
+that each function computes from the masks on its own."""
+
+import numpy as np
+import pytest
+
+from iaa_desktop.core.agreement.chance import chance_agreement, chance_from_patterns
+from iaa_desktop.core.agreement.consensus import (
+    _pack_and_count,
+    _Patterns,
+    majority_vote,
+    majority_vote_from_patterns,
+    vote_patterns,
+)
+from iaa_desktop.core.agreement.staple import staple, staple_from_patterns
+
+
+def _disc_masks(rng, shape, n, *, at_edge=False):
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    cy, cx = (0, 0) if at_edge else (shape[0] / 2, shape[1] / 2)
+    masks = []
+    for _ in range(n):
+        r = rng.uniform(0.2, 0.4) * min(shape)
+        dy, dx = rng.normal(0, 2, 2)
+        masks.append((rows - cy - dy) ** 2 + (cols - cx - dx) ** 2 < r * r)
+    return masks
+
+
+CASES = {
+    "two discs": lambda rng: _disc_masks(rng, (61, 83), 2),
+    "five discs": lambda rng: _disc_masks(rng, (70, 50), 5),
+    "touching the frame": lambda rng: _disc_masks(rng, (40, 40), 3, at_edge=True),
+    "one empty": lambda rng: [*_disc_masks(rng, (30, 45), 2), np.zeros((30, 45), bool)],
+    "all empty": lambda rng: [np.zeros((20, 30), np.uint8)] * 3,
+    "all full": lambda rng: [np.full((20, 30), 255, np.uint8)] * 2,
+    "nested, 0/255": lambda rng: [m.astype(np.uint8) * 255 for m in _disc_masks(rng, (50, 50), 2)],
+}
+
+
+def _whole_image_patterns(masks) -> _Patterns:
+    """The patterns as counted before cropping to the union's box: every pixel packed."""
+    n = len(masks)
+    codes, counts = _pack_and_count([np.ascontiguousarray(m) for m in masks])
+    present = np.flatnonzero(counts)
+    lut_rows = np.zeros(1 << n, np.intp)
+    lut_rows[present] = np.arange(present.size)
+    votes = ((present[:, None] >> np.arange(n)) & 1).astype(bool)
+    return _Patterns(votes, counts[present], codes.reshape(1, -1), lut_rows, None, masks[0].shape)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_shared_patterns_give_the_standalone_results(case):
+    masks = CASES[case](np.random.default_rng(len(case)))
+    patterns = vote_patterns(masks)
+    np.testing.assert_array_equal(majority_vote_from_patterns(patterns), majority_vote(masks))
+    whole = _whole_image_patterns(masks)
+    assert whole.covers_image and not patterns.covers_image or case == "all full"
+    for bit_exact in (False, True):  # histogram sums, and ITK's pixel-order sums (framed runs)
+        shared = staple_from_patterns(patterns, bit_exact=bit_exact)
+        alone = staple_from_patterns(whole, bit_exact=bit_exact)
+        np.testing.assert_array_equal(shared.mask, alone.mask)
+        np.testing.assert_array_equal(shared.probability, alone.probability)
+        assert shared.iterations == alone.iterations
+        assert np.array_equal(shared.sensitivity, alone.sensitivity, equal_nan=True)
+        assert np.array_equal(shared.specificity, alone.specificity, equal_nan=True)
+    np.testing.assert_array_equal(staple(masks).mask, staple_from_patterns(whole).mask)
+    ours, reference = chance_from_patterns(patterns), chance_agreement(masks)
+    assert ours.roi_px == reference.roi_px and ours.margin_px == reference.margin_px
+    np.testing.assert_array_equal(ours.as_tuple(), reference.as_tuple())
+
+
+def test_patterns_cover_only_the_union_box():
+    masks = _disc_masks(np.random.default_rng(0), (80, 120), 3)
+    patterns = vote_patterns(masks)
+    union = np.logical_or.reduce(masks)
+    rows, cols = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
+    assert patterns.box == (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+    assert patterns.codes.shape == (rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0])
+    assert patterns.counts.sum() == union.size
