@@ -13,7 +13,7 @@ from trainer.features import extract_features, fit_logistic, fit_ridge, head_out
 from trainer.losses import TaskLoss, class_weights
 from trainer.models import build_model
 from trainer.pretrained import create_imagenet_model, normalization_for
-from trainer.recipe import init_iaa_output
+from trainer.recipe import fast_iaa_lr_mult, init_iaa_output
 
 BACKBONE = "tf_efficientnet_lite0"
 TTA_KINDS = ("none", "flip", "flip_rot")
@@ -170,6 +170,7 @@ def fast_mode(
         weight_decay=0.05,
         seed=seed,
         feature_noise=0.1,
+        reg_lr_mult=fast_iaa_lr_mult(median) if model.reg_head is not None else 1.0,
     )
     with torch.no_grad():
         out = head_outputs(model, x[test])

@@ -15,6 +15,7 @@ Its accuracy cost against full fine-tuning is measured by ``experiments/cv_study
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from trainer import recipe
 from trainer.data import H5ImageDataset, normalize
 from trainer.features import head_outputs, train_heads
 from trainer.metrics import mode_metrics
+from trainer.models import BOUNDED_HEAD
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +87,12 @@ def run_fast(run, save_epoch) -> dict:
         best = save_epoch(run, epoch, val, best, rows)
 
     loss_fn = run.loss_fn.to("cpu")
+    median = float(np.nanmedian(data["iaa"].numpy())) if net.reg_head is not None and \
+        bool(torch.isfinite(data["iaa"]).any()) else math.nan
+    reg_lr_mult = recipe.fast_iaa_lr_mult(median) if getattr(net, "iaa_head", "") == BOUNDED_HEAD else 1.0
     train_heads(net, data["features"], data["iaa"], data["malignant"], loss_fn, epochs=spec.epochs,
                 lr=spec.lr, weight_decay=spec.weight_decay, batch_size=spec.batch_size, seed=spec.seed,
-                on_epoch=on_epoch)
+                reg_lr_mult=reg_lr_mult, on_epoch=on_epoch)
     net.to(run.device)
     run.loss_fn.to(run.device)
     return best

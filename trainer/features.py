@@ -72,6 +72,7 @@ def train_heads(
     batch_size: int = 64,
     seed: int = 0,
     feature_noise: float = 0.0,
+    reg_lr_mult: float = 1.0,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Train the heads of an ``IAAModel`` (AdamW, cosine) on precomputed backbone features.
@@ -81,8 +82,9 @@ def train_heads(
     the mean training loss of each epoch; ``on_epoch(epoch, loss)`` is called after each.
     """
     heads = [h for h in (model.reg_head, model.cls_head) if h is not None]
-    params = [p for h in heads for p in h.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    groups = [{"params": [p for p in h.parameters() if p.requires_grad],
+               "lr": lr * (reg_lr_mult if h is model.reg_head else 1.0)} for h in heads]
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
     generator = torch.Generator().manual_seed(seed)
     scale = features.std(0, keepdim=True) if feature_noise > 0 else None

@@ -155,3 +155,28 @@ def test_heads_learn_from_features_and_extract_features_averages_flips(model):
     mirrored = extract_features(model.backbone, images.flip(3), mean, std, size=32, flip=False)
     assert both.shape == (3, model.backbone.num_features)
     assert torch.allclose(both, 0.5 * (plain + mirrored), atol=1e-5)
+
+
+def test_the_fast_modes_bounded_iaa_head_learns_faster_by_the_sigmoids_slope():
+    assert recipe.fast_iaa_lr_mult(0.5) == pytest.approx(recipe.FAST_IAA_LR_GAIN / 0.25)
+    assert recipe.fast_iaa_lr_mult(0.86) == pytest.approx(recipe.FAST_IAA_LR_GAIN / (0.86 * 0.14))
+    assert recipe.fast_iaa_lr_mult(1.0) == recipe.fast_iaa_lr_mult(0.98)  # bounded, never infinite
+    assert recipe.fast_iaa_lr_mult(math.nan) == 1.0
+
+
+def test_train_heads_gives_the_iaa_head_its_own_learning_rate(model, monkeypatch):
+    seen = []
+    real = torch.optim.AdamW
+
+    def spy(groups, **kwargs):
+        optimizer = real(groups, **kwargs)
+        seen.append(optimizer)
+        return optimizer
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    features = torch.randn(32, model.backbone.num_features)
+    train_heads(model, features, torch.rand(32), torch.randint(0, 2, (32,)), TaskLoss("multitask"),
+                epochs=1, lr=1e-3, batch_size=16, reg_lr_mult=8.0)
+    reg = {id(p) for p in model.reg_head.parameters()}
+    lrs = {("reg" if id(g["params"][0]) in reg else "cls"): g["initial_lr"] for g in seen[0].param_groups}
+    assert lrs == {"reg": pytest.approx(8e-3), "cls": pytest.approx(1e-3)}

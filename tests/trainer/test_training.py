@@ -109,7 +109,14 @@ def test_sgd_and_step_schedule_still_available(training_set, tmp_path):
     assert [float(r["lr"]) for r in _summary(run_dir)] == pytest.approx([0.01, 0.01])  # step of 10 epochs
 
 
-def test_fast_mode_trains_the_heads_only_and_writes_a_usable_run(training_set, tmp_path):
+def test_fast_mode_trains_the_heads_only_and_writes_a_usable_run(training_set, tmp_path, monkeypatch):
+    import trainer.fast
+    from trainer.recipe import fast_iaa_lr_mult
+
+    calls = []
+    real_train_heads = trainer.fast.train_heads
+    monkeypatch.setattr(trainer.fast, "train_heads",
+                        lambda *a, **kw: calls.append((a, kw)) or real_train_heads(*a, **kw))
     run_dir = tmp_path / "fast"
     assert _train(training_set, run_dir, "--mode", "multitask", "--epochs", "3", "--fast",
                   "--tta", "flip") == 0
@@ -119,6 +126,11 @@ def test_fast_mode_trains_the_heads_only_and_writes_a_usable_run(training_set, t
     assert finished["event"] == "run_finished" and {"mae", "balanced_accuracy"} <= set(finished["test"])
     assert [r["epoch"] for r in _summary(run_dir)] == ["1", "2", "3"]
     assert load_spec(run_dir / "run.json").fast
+    # The bounded IAA head learns faster by the sigmoid's slope at the training median.
+    (args, kwargs), = calls
+    iaa = args[2].numpy()
+    assert kwargs["reg_lr_mult"] == pytest.approx(fast_iaa_lr_mult(float(np.nanmedian(iaa))))
+    assert kwargs["reg_lr_mult"] > 1
     # The backbone is the one the run started from, BatchNorm statistics included; the heads moved.
     seed_everything(0)
     fresh = build_model(BACKBONE, "multitask", "none")
