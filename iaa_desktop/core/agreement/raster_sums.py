@@ -71,6 +71,22 @@ def _add_repeated(s: float, v: float, k: int) -> float:  # pragma: no cover - co
 
 
 @njit(cache=True, nogil=True)
+def _push_run(run_codes: np.ndarray, run_lengths: np.ndarray, n_runs: int, code,
+              length: int):  # pragma: no cover - compiled
+    """Append one run, doubling the two arrays when full; returns them (maybe new) and the count."""
+    if n_runs + 1 >= run_codes.shape[0]:
+        capacity = 2 * run_codes.shape[0]
+        grown_codes = np.empty(capacity, run_codes.dtype)
+        grown_codes[:n_runs] = run_codes[:n_runs]
+        grown_lengths = np.empty(capacity, np.int64)
+        grown_lengths[:n_runs] = run_lengths[:n_runs]
+        run_codes, run_lengths = grown_codes, grown_lengths
+    run_codes[n_runs] = code
+    run_lengths[n_runs] = length
+    return run_codes, run_lengths, n_runs + 1
+
+
+@njit(cache=True, nogil=True)
 def _code_runs(codes: np.ndarray, words: np.ndarray):  # pragma: no cover - compiled
     """Maximal runs of equal codes: (code of each run, its length), in raster order.
 
@@ -98,16 +114,7 @@ def _code_runs(codes: np.ndarray, words: np.ndarray):  # pragma: no cover - comp
                 j = w * 8
         while j < size and codes[j] == code:
             j += 1
-        if n_runs == capacity:
-            capacity *= 2
-            grown_codes = np.empty(capacity, codes.dtype)
-            grown_codes[:n_runs] = run_codes
-            grown_lengths = np.empty(capacity, np.int64)
-            grown_lengths[:n_runs] = run_lengths
-            run_codes, run_lengths = grown_codes, grown_lengths
-        run_codes[n_runs] = code
-        run_lengths[n_runs] = j - i
-        n_runs += 1
+        run_codes, run_lengths, n_runs = _push_run(run_codes, run_lengths, n_runs, code, j - i)
         i = j
     return run_codes[:n_runs], run_lengths[:n_runs]
 
@@ -132,16 +139,7 @@ def _framed_code_runs(crop: np.ndarray, r0: int, c0: int, full_height: int,
                 if code == zero:
                     length += gap
                 else:
-                    if n_runs + 1 >= capacity:
-                        capacity *= 2
-                        grown_codes = np.empty(capacity, crop.dtype)
-                        grown_codes[:n_runs] = run_codes[:n_runs]
-                        grown_lengths = np.empty(capacity, np.int64)
-                        grown_lengths[:n_runs] = run_lengths[:n_runs]
-                        run_codes, run_lengths = grown_codes, grown_lengths
-                    run_codes[n_runs] = code
-                    run_lengths[n_runs] = length
-                    n_runs += 1
+                    run_codes, run_lengths, n_runs = _push_run(run_codes, run_lengths, n_runs, code, length)
                     code, length = zero, gap
         c = 0
         while c < width:
@@ -153,16 +151,7 @@ def _framed_code_runs(crop: np.ndarray, r0: int, c0: int, full_height: int,
                 length += j - c
             else:
                 if length:
-                    if n_runs + 1 >= capacity:
-                        capacity *= 2
-                        grown_codes = np.empty(capacity, crop.dtype)
-                        grown_codes[:n_runs] = run_codes[:n_runs]
-                        grown_lengths = np.empty(capacity, np.int64)
-                        grown_lengths[:n_runs] = run_lengths[:n_runs]
-                        run_codes, run_lengths = grown_codes, grown_lengths
-                    run_codes[n_runs] = code
-                    run_lengths[n_runs] = length
-                    n_runs += 1
+                    run_codes, run_lengths, n_runs = _push_run(run_codes, run_lengths, n_runs, code, length)
                 code, length = value, j - c
             c = j
     tail = (full_width - c0 - width) + (full_height - r0 - height) * full_width
@@ -171,16 +160,7 @@ def _framed_code_runs(crop: np.ndarray, r0: int, c0: int, full_height: int,
     if code == zero:
         length += tail
     elif tail:
-        if n_runs + 1 >= capacity:
-            capacity *= 2
-            grown_codes = np.empty(capacity, crop.dtype)
-            grown_codes[:n_runs] = run_codes[:n_runs]
-            grown_lengths = np.empty(capacity, np.int64)
-            grown_lengths[:n_runs] = run_lengths[:n_runs]
-            run_codes, run_lengths = grown_codes, grown_lengths
-        run_codes[n_runs] = code
-        run_lengths[n_runs] = length
-        n_runs += 1
+        run_codes, run_lengths, n_runs = _push_run(run_codes, run_lengths, n_runs, code, length)
         code, length = zero, tail
     if length:
         run_codes[n_runs] = code
