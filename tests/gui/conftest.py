@@ -31,3 +31,15 @@ def _garbage_collected_in_the_gui_thread():
     finally:
         gc.collect()
         gc.enable()
+
+
+@pytest.fixture
+def view(qtbot):
+    """A shown 900 x 600 ``LesionView`` (imported here so that only tests that use it need Qt)."""
+    from iaa_desktop.gui.widgets.lesion_view import LesionView
+
+    widget = LesionView()
+    qtbot.addWidget(widget)
+    widget.resize(900, 600)
+    widget.show()
+    return widget

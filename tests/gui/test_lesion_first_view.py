@@ -20,7 +20,6 @@ from iaa_desktop.core.display.lesion import iter_lesion_display  # noqa: E402
 from iaa_desktop.core.display.overlay import join_contours  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
 from iaa_desktop.gui.lesion_workers import LesionLoader  # noqa: E402
-from iaa_desktop.gui.widgets.lesion_view import LesionView  # noqa: E402
 from tests.builders import disk, write_mask  # noqa: E402
 
 TIMEOUT_MS = 20_000
@@ -40,15 +39,6 @@ def dataset(tmp_path):
             mask = disk(SHAPE, (row, col + 7 * k), radius + 3 * k)
             write_mask(root / "masks" / annotator / f"{image_id}.png", mask)
     return load_dataset(root)
-
-
-@pytest.fixture
-def view(qtbot):
-    widget = LesionView()
-    qtbot.addWidget(widget)
-    widget.resize(900, 600)
-    widget.show()
-    return widget
 
 
 def connected(view, dataset, **kwargs):

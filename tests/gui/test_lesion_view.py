@@ -18,7 +18,6 @@ from iaa_desktop.core.display.overlay import iter_lesion_overlay  # noqa: E402
 from iaa_desktop.core.progress import run_to_end  # noqa: E402
 from iaa_desktop.gui.lesion_workers import LesionLoader, lesion_batch_worker  # noqa: E402
 from iaa_desktop.gui.widgets.lesion_scene import NO_IMAGE_GRAY  # noqa: E402
-from iaa_desktop.gui.widgets.lesion_view import LesionView  # noqa: E402
 from tests.core.test_lesion_display import KNOWN, make_known  # noqa: E402
 
 TIMEOUT_MS = 15_000
@@ -34,15 +33,6 @@ def demo():
 @pytest.fixture
 def known_dataset(tmp_path):
     return load_dataset(make_known(tmp_path / "ds"))
-
-
-@pytest.fixture
-def view(qtbot):
-    widget = LesionView()
-    qtbot.addWidget(widget)
-    widget.resize(900, 600)
-    widget.show()
-    return widget
 
 
 def visible_annotators(view):
