@@ -162,3 +162,26 @@ def test_intermediate_counts_are_exact_beyond_float32():
     assert _count_intermediate(gray) == (0, 0)
     gray[0, :7] = 9
     assert _count_intermediate(gray) == (0, 1)
+
+
+@pytest.mark.parametrize("levels", [(255,), (1,), (128, 255), (3, 9, 200)])
+def test_one_pass_decode_reports_as_the_full_decoder(tmp_path, monkeypatch, levels):
+    # decode_mask thresholds, counts levels and boxes 8-bit PNGs while decoding; the same
+    # file through the general path (decoded pixels, then a histogram) must read the same.
+    from iaa_desktop.core.agreement.metrics import foreground_box
+    from iaa_desktop.core.dataset import masks
+
+    rng = np.random.default_rng(len(levels))
+    values = np.zeros((37, 53), np.uint8)
+    values[5:30, 9:44] = rng.choice(levels, (25, 35)).astype(np.uint8)
+    path = tmp_path / "m.png"
+    cv2.imwrite(str(path), values)
+    fused = decode_mask(path, image_id="X", expected_shape=(37, 50))
+    monkeypatch.setattr(masks, "decode_png_mask", lambda data: None)
+    general = decode_mask(path, image_id="X", expected_shape=(37, 50))
+    assert fused.box_known and not general.box_known
+    assert fused.box == foreground_box(values) == (5, 9, 30, 44)
+    np.testing.assert_array_equal(fused.mask, general.mask)
+    assert fused.problems == general.problems
+    assert [p.kind for p in fused.problems] == (
+        ["size_mismatch"] if len(levels) == 1 else ["non_binary_mask", "size_mismatch"])

@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from iaa_desktop.core.agreement.metrics import foreground_box
 from iaa_desktop.core.dataset.masks import decode_mask
-from iaa_desktop.core.dataset.png_fast import decode_png, decode_png_sampled, warm_up
+from iaa_desktop.core.dataset.png_fast import decode_png, decode_png_mask, decode_png_sampled, warm_up
 from tests.builders import png_chunk
 
 
@@ -102,6 +103,50 @@ def test_random_images_and_filters_match_libpng(height, width, seed, filters, sp
     np.testing.assert_array_equal(decode_png(data), opencv(data))
 
 
+def _fused_matches_libpng(data: bytes) -> None:
+    pixels = opencv(data)
+    mask, hist, box = decode_png_mask(data)
+    assert mask.dtype == np.bool_ and mask.flags.c_contiguous
+    np.testing.assert_array_equal(mask, pixels != 0)
+    np.testing.assert_array_equal(hist, np.bincount(pixels.ravel(), minlength=256))
+    assert box == foreground_box(pixels)
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (17, 8), (40, 61), (64, 200)])
+def test_fused_mask_decode_matches_libpng_for_every_filter(kind, shape):
+    rng = np.random.default_rng(kind)
+    for pixels in (rng.integers(0, 256, shape, dtype=np.uint8), blob_mask(*shape),
+                   np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8)):
+        _fused_matches_libpng(make_png(pixels, [kind]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(1, 40), width=st.integers(1, 90), seed=st.integers(0, 10_000),
+       filters=st.lists(st.integers(0, 4), min_size=1, max_size=6),
+       values=st.sampled_from(["any", "mask", "sparse"]))
+def test_fused_mask_decode_random_images_match_libpng(height, width, seed, filters, values):
+    # Whole words of 0 and of 255 take the fast branches; anything else the byte loop.
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    if values == "mask":
+        pixels = np.where(rng.random((height, width)) < 0.5, 255, 0).astype(np.uint8)
+        pixels[:, : width // 3] = 255
+    elif values == "sparse":
+        pixels[rng.random((height, width)) < 0.95] = 0
+    _fused_matches_libpng(make_png(pixels, filters))
+
+
+def test_fused_mask_decode_of_a_small_lesion_far_from_the_corner():
+    pixels = np.zeros((50, 90), np.uint8)
+    pixels[20:31, 33:71] = 255
+    pixels[25, 17] = 7  # one stray level, left of the rest
+    mask, hist, box = decode_png_mask(make_png(pixels, [1, 2, 4]))
+    assert box == (20, 17, 31, 71)
+    assert hist[7] == 1 and hist[255] == 11 * 38 and hist[0] == 50 * 90 - 11 * 38 - 1
+    assert decode_png_mask(make_png(np.zeros((3, 4), np.uint16), [1], depth=16)) is None  # 16-bit: not here
+
+
 @pytest.mark.parametrize("kind", [0, 1, 2, 3, 4])
 def test_sixteen_bit_gray_matches_opencv(kind):
     rng = np.random.default_rng(3)
@@ -138,6 +183,7 @@ def test_files_written_by_common_tools(writer, tmp_path):
     decoded = decode_mask(path)
     assert decoded.problems == ()
     np.testing.assert_array_equal(decoded.mask, mask != 0)
+    assert decoded.box_known and decoded.box == foreground_box(mask)
 
 
 def _with_ihdr_byte(data: bytes, offset: int, value: int) -> bytes:

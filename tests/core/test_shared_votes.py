@@ -77,3 +77,25 @@ def test_patterns_cover_only_the_union_box():
     assert patterns.box == (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
     assert patterns.codes.shape == (rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0])
     assert patterns.counts.sum() == union.size
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_known_boxes_give_the_same_patterns_and_surfaces(case):
+    # The engine passes the decoder's foreground boxes on instead of scanning each mask again.
+    from iaa_desktop.core.agreement.lesion import _box_within
+    from iaa_desktop.core.agreement.metrics import foreground_box, mask_surface
+
+    masks = CASES[case](np.random.default_rng(len(case)))
+    boxes = [foreground_box(m) for m in masks]
+    found, given_boxes = vote_patterns(masks), vote_patterns(masks, boxes)
+    assert found.box == given_boxes.box
+    np.testing.assert_array_equal(found.codes, given_boxes.codes)
+    np.testing.assert_array_equal(found.counts, given_boxes.counts)
+    for mask, box in zip(masks, boxes, strict=True):
+        scanned, told = mask_surface(mask), mask_surface(mask, box)
+        assert (scanned.bbox, scanned.foreground_px) == (told.bbox, told.foreground_px)
+        np.testing.assert_array_equal(scanned.border, told.border)
+    mv = majority_vote_from_patterns(found)
+    st = staple_from_patterns(found).mask
+    for consensus in (mv, st):  # looked for inside the union's box only
+        assert _box_within(consensus, found.box) == foreground_box(consensus)

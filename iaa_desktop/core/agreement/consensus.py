@@ -214,9 +214,13 @@ class _Patterns:
         return self.votes.sum(axis=1, dtype=np.int64)
 
 
-def _union_box(items: list[np.ndarray]) -> tuple[int, int, int, int]:
-    """Bounding box of the union of the masks' non-zero pixels; ``(0, 0, 0, 0)`` if none."""
-    boxes = [box for box in map(foreground_box, items) if box is not None]
+def _union_box(items: list[np.ndarray], boxes: Sequence | None = None) -> tuple[int, int, int, int]:
+    """Bounding box of the union of the masks' non-zero pixels; ``(0, 0, 0, 0)`` if none.
+
+    ``boxes``: each mask's :func:`foreground_box` when already known (else found here).
+    """
+    boxes = [box for box in (map(foreground_box, items) if boxes is None else boxes)
+             if box is not None]
     if not boxes:
         return (0, 0, 0, 0)
     return (min(b[0] for b in boxes), min(b[1] for b in boxes),
@@ -263,7 +267,7 @@ def _pack_and_count(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return codes.reshape(items[0].shape), counts[:1 << n]
 
 
-def _vote_patterns(items: list[np.ndarray]) -> _Patterns:
+def _vote_patterns(items: list[np.ndarray], boxes: Sequence | None = None) -> _Patterns:
     """The patterns present in the image (only those: ITK never sees the others).
 
     Up to ``_MAX_BINNED_ANNOTATORS`` masks, only the union's bounding box is packed: outside
@@ -272,7 +276,7 @@ def _vote_patterns(items: list[np.ndarray]) -> _Patterns:
     n = len(items)
     shape = (int(items[0].shape[0]), int(items[0].shape[1])) if items[0].ndim == 2 else None
     if n <= _MAX_BINNED_ANNOTATORS and shape is not None:
-        box = _union_box(items)
+        box = _union_box(items, boxes)
         r0, c0, r1, c1 = box
         crops = [np.ascontiguousarray(m[r0:r1, c0:c1]) for m in items]
         if crops[0].size:
@@ -305,17 +309,21 @@ def _vote_patterns(items: list[np.ndarray]) -> _Patterns:
                      whole, items[0].shape)
 
 
-def vote_patterns(masks: Sequence[np.ndarray] | np.ndarray) -> _Patterns:
+def vote_patterns(masks: Sequence[np.ndarray] | np.ndarray, boxes: Sequence | None = None
+                  ) -> _Patterns:
     """The masks' vote patterns, counted once and shared by STAPLE, majority vote and
     chance-corrected agreement (``staple.staple_from_patterns``,
     :func:`majority_vote_from_patterns`, ``chance.chance_from_patterns``).
+
+    ``boxes``: each mask's foreground box (``metrics.foreground_box``'s; ``None`` for an
+    empty mask) when the caller has them, as the mask decoder does; found here otherwise.
 
     Raises
     ------
     ConsensusInputError
         When there are no masks or their shapes differ.
     """
-    return _vote_patterns(_as_mask_list(masks))
+    return _vote_patterns(_as_mask_list(masks), boxes)
 
 
 def majority_vote_from_patterns(patterns: _Patterns) -> np.ndarray:

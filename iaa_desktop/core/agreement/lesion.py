@@ -23,7 +23,13 @@ from iaa_desktop.core.agreement.boundary import DEFAULT_SPEC, BoundarySpec, boun
 from iaa_desktop.core.agreement.chance import chance_agreement, chance_from_patterns
 from iaa_desktop.core.agreement.consensus import majority_vote_from_patterns, vote_patterns
 from iaa_desktop.core.agreement.disagreement import binary_entropy, vote_fraction
-from iaa_desktop.core.agreement.metrics import border_index, mask_surface, pair_geometry, pair_metrics
+from iaa_desktop.core.agreement.metrics import (
+    border_index,
+    foreground_box,
+    mask_surface,
+    pair_geometry,
+    pair_metrics,
+)
 from iaa_desktop.core.agreement.staple import staple_from_patterns
 from iaa_desktop.core.agreement.tables import PAIRWISE_COLUMNS
 from iaa_desktop.core.dataset.masks import decode_mask
@@ -98,8 +104,9 @@ def _expected_shape(lesion: Lesion) -> tuple[int, int] | None:
 
 def _decode_all(
     lesion: Lesion, segs: tuple[Segmentation, ...], problems: list[Problem]
-) -> list[tuple[Segmentation, np.ndarray]]:
-    """Decoded masks that can take part in pairs; the others are reported."""
+) -> list[tuple[Segmentation, np.ndarray, object]]:
+    """Decoded masks that can take part in pairs, with their foreground boxes (``...`` where
+    the decoder did not find it); the others are reported."""
     shape = _expected_shape(lesion)
     decoded = []
     for seg in segs:
@@ -118,17 +125,28 @@ def _decode_all(
                     f"the lesion's other masks {shape[1]} x {shape[0]}; left out of the pairs",
                     seg.mask_path, lesion.image_id))
             continue
-        decoded.append((seg, result.mask))
+        decoded.append((seg, result.mask, result.box if result.box_known else ...))
     return decoded
+
+
+def _box_within(mask: np.ndarray, box: tuple[int, int, int, int] | None):
+    """``foreground_box(mask)`` for a mask whose foreground lies inside ``box`` (``...``: no box)."""
+    if box is None:
+        return ...
+    r0, c0, r1, c1 = box
+    inner = foreground_box(mask[r0:r1, c0:c1]) if r1 > r0 and c1 > c0 else None
+    return None if inner is None else (inner[0] + r0, inner[1] + c0, inner[2] + r0, inner[3] + c0)
 
 
 def _info(seg: Segmentation) -> MaskInfo:
     return MaskInfo(seg.name, seg.annotator, seg.tool or seg.annotator, seg.skill or seg.annotator)
 
 
-def _pair_rows(image_name: str, masks: list[tuple[MaskInfo, np.ndarray]],
-               empty_policy: str, boundary: BoundarySpec | None) -> list[tuple]:
-    surfaces = [mask_surface(mask) for _, mask in masks]
+def _pair_rows(image_name: str, masks: list[tuple[MaskInfo, np.ndarray]], empty_policy: str,
+               boundary: BoundarySpec | None, boxes: list | None = None) -> list[tuple]:
+    # ``boxes``: each mask's foreground box where known (``...`` where not), from the decoder.
+    boxes = [...] * len(masks) if boxes is None else boxes
+    surfaces = [mask_surface(mask, box) for (_, mask), box in zip(masks, boxes, strict=True)]
     # One search structure per mask, shared by all its pairs (not one per pair and direction).
     indexes = [border_index(surface) for surface in surfaces]
     bands = ([mask_bands(mask, surface, boundary.biou_ds) for (_, mask), surface in
@@ -179,18 +197,20 @@ def lesion_agreement(
     humans = _decode_all(lesion, lesion.human_segmentations, problems)
     if len(humans) < 2:
         return LesionAgreement(lesion.image_id, problems=tuple(problems), image_file_name=image_name)
-    human_masks = [mask for _, mask in humans]
+    human_masks = [mask for _, mask, _ in humans]
+    human_boxes = [box for _, _, box in humans]
     # One count of the masks' vote patterns serves STAPLE, majority vote and kappa/alpha.
-    patterns = vote_patterns(human_masks)
+    patterns = vote_patterns(human_masks, None if ... in human_boxes else human_boxes)
     result = staple_from_patterns(patterns)
     mv = majority_vote_from_patterns(patterns)
     staple_rows = tuple(
         (image_name, seg.name, seg.annotator, seg.tool, seg.skill, sens, spec, result.iterations)
-        for (seg, _), sens, spec in zip(humans, result.sensitivity, result.specificity, strict=True)
+        for (seg, _, _), sens, spec in zip(humans, result.sensitivity, result.specificity, strict=True)
     )
     shipped = _decode_all(lesion, lesion.consensus_segmentations, problems)
     if shipped:
-        consensus = [(_info(seg), mask) for seg, mask in shipped]
+        consensus = [(_info(seg), mask) for seg, mask, _ in shipped]
+        consensus_boxes = [box for _, _, box in shipped]
         source = "dataset"
     else:
         stem = lesion.image_id
@@ -198,9 +218,11 @@ def lesion_agreement(
             (MaskInfo(f"{stem}_ST_ST_ST_ST.png", "ST", "ST", "ST"), result.mask),
             (MaskInfo(f"{stem}_MV_MV_MV_MV.png", "MV", "MV", "MV"), mv),
         ]
+        # Both lie inside the union of the human masks: look for their boxes only there.
+        consensus_boxes = [_box_within(mask, patterns.box) for _, mask in consensus]
         source = "computed"
-    masks = [(_info(seg), mask) for seg, mask in humans] + consensus
-    rows = _pair_rows(image_name, masks, empty_policy, boundary)
+    masks = [(_info(seg), mask) for seg, mask, _ in humans] + consensus
+    rows = _pair_rows(image_name, masks, empty_policy, boundary, human_boxes + consensus_boxes)
     chance = (chance_from_patterns(patterns) if patterns.box is not None
               else chance_agreement(human_masks))
     if maps_dir is not None:

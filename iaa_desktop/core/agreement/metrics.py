@@ -123,13 +123,17 @@ def _check_2d(mask: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} must be a 2-D numpy array, got {getattr(mask, 'shape', mask)!r}")
 
 
-def mask_surface(mask: np.ndarray) -> MaskSurface:
+def mask_surface(mask: np.ndarray, box=...) -> MaskSurface:
     """Summarise a mask for :func:`pair_metrics`: pixel count, bounding box, border pixels.
 
     Parameters
     ----------
     mask : numpy.ndarray
         2-D mask; non-zero is foreground (bool, 0/1 or 0/255 uint8, or any numeric dtype).
+    box : tuple or None, optional
+        The foreground's bounding box (:func:`foreground_box`'s, ``None`` for an empty mask)
+        when the caller already has it (the mask decoder finds it while decoding): saves a
+        scan of the whole image. Not checked; by default (``...``) it is found here.
 
     Returns
     -------
@@ -150,7 +154,8 @@ def mask_surface(mask: np.ndarray) -> MaskSurface:
     if mask.size == 0:
         return MaskSurface(shape, 0, None, empty_border)
     u8 = _nonzero_u8(mask)
-    box = foreground_box(mask if mask.dtype == np.bool_ else u8)
+    if box is ...:
+        box = foreground_box(mask if mask.dtype == np.bool_ else u8)
     if box is None:
         return MaskSurface(shape, 0, None, empty_border)
     y, x = box[0], box[1]

@@ -20,7 +20,7 @@ from PIL import Image
 
 from iaa_desktop.core.dataset.images import check_pixel_limit, read_bytes_checked, read_header_size
 from iaa_desktop.core.dataset.model import Problem, Segmentation, make_problem
-from iaa_desktop.core.dataset.png_fast import decode_png
+from iaa_desktop.core.dataset.png_fast import decode_png, decode_png_mask
 from iaa_desktop.core.errors import MaskDecodeError
 
 _PNG_PALETTE_COLOR_TYPE = 3
@@ -39,6 +39,10 @@ class DecodedMask:
 
     mask: np.ndarray | None
     problems: tuple[Problem, ...] = ()
+    #: Half-open ``(row0, col0, row1, col1)`` of the foreground (``None``: empty mask), when
+    #: the decoder found it on the way (``box_known``); otherwise compute it from ``mask``.
+    box: tuple[int, int, int, int] | None = None
+    box_known: bool = False
 
     @property
     def ok(self) -> bool:
@@ -89,17 +93,21 @@ def _histogram_u8(gray: np.ndarray) -> np.ndarray:
     return counts
 
 
+def _intermediate_from_counts(counts: np.ndarray) -> tuple[int, int]:
+    """:func:`_count_intermediate` of a uint8 image from its 256-bin histogram."""
+    levels = np.flatnonzero(counts[1:]) + 1
+    if not levels.size:
+        return 0, 0
+    intermediate = int(counts[levels[:-1]].sum())
+    return intermediate, int(levels.size) if intermediate else 1
+
+
 def _count_intermediate(gray: np.ndarray) -> tuple[int, int]:
     """Pixels whose value is neither 0 nor the mask's maximum, and the number of non-zero levels."""
     if gray.dtype == np.uint8 and gray.ndim == 2:
         # One histogram pass, no temporary image: at 6000 x 4000 a comparison image is 24 MB
         # of fresh memory, and its page faults cost more than the counting.
-        counts = _histogram_u8(gray)
-        levels = np.flatnonzero(counts[1:]) + 1
-        if not levels.size:
-            return 0, 0
-        intermediate = int(counts[levels[:-1]].sum())
-        return intermediate, int(levels.size) if intermediate else 1
+        return _intermediate_from_counts(_histogram_u8(gray))
     if gray.dtype == np.uint16 and gray.ndim == 2:
         # OpenCV's counts run at memory speed; the common binary mask needs nothing else.
         top = int(cv2.minMaxLoc(gray)[1])
@@ -137,15 +145,23 @@ def decode_mask(
         data = read_bytes_checked(path)
         height, width = read_header_size(path, data)
         check_pixel_limit(path, height, width)
-        pixels = _decode_pixels(path, data)
+        # The common 8-bit gray and palette masks: thresholded, counted and boxed while
+        # decoding (one pass); every other file the usual way.
+        fused = decode_png_mask(data)
+        pixels = _decode_pixels(path, data) if fused is None else None
     except MaskDecodeError as exc:
         return DecodedMask(None, (make_problem(_REASON_TO_KIND[exc.reason], str(exc), path, image_id),))
 
     problems: list[Problem] = []
-    gray = _to_gray(pixels)
-    intermediate, levels = _count_intermediate(gray)
+    if fused is not None:
+        mask, counts, box = fused
+        intermediate, levels = _intermediate_from_counts(counts)
+    else:
+        gray = _to_gray(pixels)
+        intermediate, levels = _count_intermediate(gray)
+        mask, box = gray != 0, None
     if intermediate:
-        share = 100.0 * intermediate / gray.size
+        share = 100.0 * intermediate / mask.size
         problems.append(
             make_problem(
                 "non_binary_mask",
@@ -156,7 +172,6 @@ def decode_mask(
                 image_id,
             )
         )
-    mask = gray != 0
     if expected_shape is not None and tuple(mask.shape) != tuple(expected_shape):
         problems.append(
             make_problem(
@@ -167,7 +182,7 @@ def decode_mask(
                 image_id,
             )
         )
-    return DecodedMask(mask, tuple(problems))
+    return DecodedMask(mask, tuple(problems), box, box_known=fused is not None)
 
 
 def load_segmentation(seg: Segmentation, expected_shape: tuple[int, int] | None = None) -> DecodedMask:

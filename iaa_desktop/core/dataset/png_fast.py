@@ -28,7 +28,7 @@ import deflate
 import numpy as np
 from numba import njit
 
-__all__ = ["decode_png", "decode_png_sampled", "warm_up"]
+__all__ = ["decode_png", "decode_png_mask", "decode_png_sampled", "warm_up"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GRAY, _PALETTE = 0, 3
@@ -186,6 +186,89 @@ def _unfilter_sampled(raw, words, height, stride, bpp, rows, cols, order, out): 
     return True
 
 
+_ALL_SET = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@njit(cache=True, nogil=True)
+def _row_to_mask(cur, cur_words, stride, out_row, hist):  # pragma: no cover - compiled
+    """``out_row = cur != 0`` and ``hist += bincount(cur)``; the row's first and last non-zero column.
+
+    Whole 8-byte words of 0 or of 255 (a mask's runs) are handled at once. ``(-1, -1)`` when
+    the row has no foreground.
+    """
+    first = -1
+    last = -1
+    zeros = 0
+    full = 0
+    n_words = stride >> 3
+    for w in range(n_words):
+        word = cur_words[w]
+        x = w << 3
+        if word == 0:
+            for k in range(8):
+                out_row[x + k] = False
+            zeros += 8
+        elif word == _ALL_SET:
+            for k in range(8):
+                out_row[x + k] = True
+            full += 8
+            if first < 0:
+                first = x
+            last = x + 7
+        else:
+            for k in range(x, x + 8):
+                value = cur[k]
+                hist[value] += 1
+                out_row[k] = value != 0
+                if value != 0:
+                    if first < 0:
+                        first = k
+                    last = k
+    for k in range(n_words << 3, stride):
+        value = cur[k]
+        hist[value] += 1
+        out_row[k] = value != 0
+        if value != 0:
+            if first < 0:
+                first = k
+            last = k
+    hist[0] += zeros
+    hist[255] += full
+    return first, last
+
+
+@njit(cache=True, nogil=True)
+def _unfilter_mask(raw, words, rows, row_words, out, hist, box):  # pragma: no cover - compiled
+    """Undo the filters of a 1-byte-per-pixel PNG straight into the boolean ``out``.
+
+    Each row is unfiltered into one of the two small buffers ``rows`` (this row and the one
+    above, which Up/Average/Paeth read), then written to ``out`` as ``!= 0`` while ``hist``
+    counts its values and ``box`` (row0, col0, row1, col1; half-open) grows around its
+    foreground: one pass over the image where decoding, counting levels, thresholding and
+    finding the bounding box took four. ``box`` stays ``(-1, ...)`` for an empty mask.
+    False on an unknown filter type.
+    """
+    height, stride = out.shape
+    for y in range(height):
+        start = y * (stride + 1) + 1
+        cur = rows[y & 1]
+        prior = rows[(y + 1) & 1]  # zeros for row 0: the buffers start zeroed
+        if not _unfilter_row(raw, words, start, stride, 1, raw[start - 1], cur, prior):
+            return False
+        first, last = _row_to_mask(cur, row_words[y & 1], stride, out[y], hist)
+        if first >= 0:
+            if box[0] < 0:
+                box[0] = y
+                box[1] = first
+                box[3] = last + 1
+            box[2] = y + 1
+            if first < box[1]:
+                box[1] = first
+            if last + 1 > box[3]:
+                box[3] = last + 1
+    return True
+
+
 def _chunks(data: bytes):
     """``(type, payload)`` of every chunk; raises ``ValueError`` on a bad length or CRC."""
     pos = len(_SIGNATURE)
@@ -252,6 +335,33 @@ def decode_png(data: bytes) -> np.ndarray | None:
     return pixels
 
 
+def decode_png_mask(data: bytes) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int] | None] | None:
+    """``decode_png(data) != 0`` with the pixel values' histogram and the foreground's box, in one pass.
+
+    For the 1-byte-per-pixel flavours (8-bit grayscale; palette indices). Returns
+    ``(mask, histogram, box)``: ``mask`` bool ``(H, W)``, ``histogram`` int64 ``(256,)``
+    (what ``numpy.bincount(decode_png(data).ravel(), minlength=256)`` gives), ``box`` the
+    half-open ``(row0, col0, row1, col1)`` of the non-zero pixels or ``None`` when there
+    are none. ``None`` for everything ``decode_png`` leaves to the full decoders, and for
+    16-bit files.
+    """
+    inflated = _inflated(data)
+    if inflated is None:
+        return None
+    raw_bytes, words, height, width, bpp = inflated
+    if bpp != 1:
+        return None
+    padded = (width + 7) // 8 * 8
+    rows = np.zeros((2, padded), np.uint8)
+    mask = np.empty((height, width), np.bool_)
+    hist = np.zeros(256, np.int64)
+    box = np.full(4, -1, np.int64)
+    if not _unfilter_mask(raw_bytes, words, rows, rows.view(np.uint64), mask, hist, box):
+        return None
+    found = None if box[0] < 0 else (int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+    return mask, hist, found
+
+
 def decode_png_sampled(data: bytes, rows: np.ndarray, cols: np.ndarray) -> np.ndarray | None:
     """``decode_png(data)[rows][:, cols] != 0`` without unfiltering, or keeping, the other pixels.
 
@@ -280,5 +390,8 @@ def warm_up() -> None:
     """Compile (or load from numba's cache) the unfilter, so that the first real mask does not wait."""
     raw = np.array([1, 0, 255, 0, 1, 2, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0], np.uint8)  # a Sub row, an Up row
     _unfilter(raw[:10], raw.view(np.uint64), np.empty((2, 4), np.uint8), 1)
+    buffers = np.zeros((2, 8), np.uint8)
+    _unfilter_mask(raw[:10], raw.view(np.uint64), buffers, buffers.view(np.uint64),
+                   np.empty((2, 4), np.bool_), np.zeros(256, np.int64), np.full(4, -1, np.int64))
     one = np.zeros(1, np.int64)
     _unfilter_sampled(raw[:10], raw.view(np.uint64), 2, 4, 1, one, one, one, np.empty((1, 1), np.bool_))
