@@ -59,15 +59,15 @@ def write_masks(folder: Path, per_size: int) -> dict[str, list[Path]]:
 
 
 def time_decode(path: Path, fast: bool) -> float:
-    saved = masks_module.decode_png
-    if not fast:
-        masks_module.decode_png = lambda data: None
+    saved = masks_module.decode_png, masks_module.decode_png_mask
+    if not fast:  # both fast paths off: the one-pass mask decode and the plain one
+        masks_module.decode_png = masks_module.decode_png_mask = lambda data: None
     try:
         start = time.perf_counter()
         decoded = decode_mask(path)
         elapsed = time.perf_counter() - start
     finally:
-        masks_module.decode_png = saved
+        masks_module.decode_png, masks_module.decode_png_mask = saved
     if decoded.mask is None:
         raise SystemExit(f"{path}: {decoded.problems}")
     return elapsed
