@@ -195,6 +195,20 @@ _ALL_SET = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @njit(cache=True, nogil=True)
+def _bytes_to_mask(cur, lo, hi, out_row, hist, first, last):  # pragma: no cover - compiled
+    """Bytes ``lo:hi`` of a row one by one: ``out_row``, ``hist`` and the row's foreground span."""
+    for k in range(lo, hi):
+        value = cur[k]
+        hist[value] += 1
+        out_row[k] = value != 0
+        if value != 0:
+            if first < 0:
+                first = k
+            last = k
+    return first, last
+
+
+@njit(cache=True, nogil=True)
 def _row_to_mask(cur, cur_words, stride, out_row, hist):  # pragma: no cover - compiled
     """``out_row = cur != 0`` and ``hist += bincount(cur)``; the row's first and last non-zero column.
 
@@ -225,24 +239,9 @@ def _row_to_mask(cur, cur_words, stride, out_row, hist):  # pragma: no cover - c
                 last = x_end - 1
             w = end
             continue
-        x = w << 3
-        for k in range(x, x + 8):
-            value = cur[k]
-            hist[value] += 1
-            out_row[k] = value != 0
-            if value != 0:
-                if first < 0:
-                    first = k
-                last = k
+        first, last = _bytes_to_mask(cur, w << 3, (w << 3) + 8, out_row, hist, first, last)
         w += 1
-    for k in range(n_words << 3, stride):
-        value = cur[k]
-        hist[value] += 1
-        out_row[k] = value != 0
-        if value != 0:
-            if first < 0:
-                first = k
-            last = k
+    first, last = _bytes_to_mask(cur, n_words << 3, stride, out_row, hist, first, last)
     hist[0] += zeros
     hist[255] += full
     return first, last
