@@ -228,6 +228,7 @@ def test_other_files_are_left_to_the_full_decoders(case):
     elif case == "no-iend":
         data = data[:-12]
     assert decode_png(data) is None
+    assert decode_png_mask(data) is None
 
 
 def test_filter_5_fixture_really_has_one_idat():
