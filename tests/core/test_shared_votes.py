@@ -99,3 +99,33 @@ def test_known_boxes_give_the_same_patterns_and_surfaces(case):
     st = staple_from_patterns(found).mask
     for consensus in (mv, st):  # looked for inside the union's box only
         assert _box_within(consensus, found.box) == foreground_box(consensus)
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 18])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "fortran", "uint8 0/255"])
+@pytest.mark.parametrize("n", [2, 5, 9])
+def test_patterns_packed_by_row_blocks_match_plain_numpy(monkeypatch, chunk, layout, n):
+    # Crops are packed by blocks of rows (never copied whole), in blocks of a multiple of 8
+    # rows; a small chunk makes many blocks, rows wider than a chunk and a short last block.
+    from iaa_desktop.core.agreement import consensus
+
+    monkeypatch.setattr(consensus, "_CHUNK", chunk)
+    rng = np.random.default_rng(n)
+    base = rng.random((n, 45, 131)) < np.linspace(0.2, 0.9, 131)  # runs and mixed words
+    base[:, :3] = False
+    masks = [m for m in base]
+    if layout == "strided":
+        big = rng.random((n, 90, 262)) < 0.5
+        big[:, ::2, ::2] = base
+        masks = [m[::2, ::2] for m in big]
+    elif layout == "fortran":
+        masks = [np.asfortranarray(m) for m in base]
+    elif layout == "uint8 0/255":
+        masks = [m.astype(np.uint8) * 255 for m in base]
+    patterns = vote_patterns(masks)
+    r0, c0, r1, c1 = patterns.box
+    expected_codes = sum((base[i].astype(np.int64) << i) for i in range(n))
+    expected_counts = np.bincount(expected_codes.ravel(), minlength=1 << n)
+    np.testing.assert_array_equal(patterns.codes, expected_codes[r0:r1, c0:c1])
+    present = np.flatnonzero(expected_counts)
+    np.testing.assert_array_equal(patterns.counts, expected_counts[present])

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from iaa_desktop.core.agreement.metrics import foreground_box
 from iaa_desktop.core.errors import IAAError
@@ -88,6 +89,30 @@ def _byte_chunks(items: list[np.ndarray]):
                 np.not_equal(flat[start:stop], 0, out=out)
                 segments.append(out.view(np.uint8))
         yield start, stop, segments
+
+
+def _row_blocks(items: list[np.ndarray]):
+    """:func:`_byte_chunks` for 2-D masks that may be views (a crop of each mask), by rows.
+
+    Blocks of whole rows (a multiple of 8, so blocks start on whole words of the codes) are
+    copied as 0/1 bytes into small buffers that stay in cache: a crop is never copied whole,
+    which for a large lesion's union box cost more than packing its votes.
+    """
+    height, width = items[0].shape
+    rows = max(8, _CHUNK // max(width, 1) // 8 * 8)
+    buffers = [np.empty((min(height, rows), width), np.uint8) for _ in items]
+    for row in range(0, height, rows):
+        stop = min(height, row + rows)
+        segments = []
+        for mask, buffer in zip(items, buffers, strict=True):
+            out = buffer[:stop - row]
+            block = mask[row:stop]
+            if block.dtype == np.bool_:
+                np.copyto(out, block.view(np.uint8))
+            else:
+                np.not_equal(block, 0, out=out.view(np.bool_))
+            segments.append(out.reshape(-1))
+        yield row * width, stop * width, segments
 
 
 def _words(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -227,6 +252,27 @@ def _union_box(items: list[np.ndarray], boxes: Sequence | None = None) -> tuple[
             max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
+@njit(cache=True, nogil=True)
+def _count_byte_codes(codes, words, counts):  # pragma: no cover - compiled
+    """``counts += bincount(codes)`` for uint8 codes; ``words`` is ``codes`` read as uint64.
+
+    A word of 8 equal codes (outside every mask, or inside all of them: most of a lesion's
+    box) is counted at once, the rest code by code: ~7x faster than ``numpy.bincount``,
+    which first widens every code to intp.
+    """
+    spread = np.uint64(0x0101010101010101)
+    for i in range(words.size):
+        word = words[i]
+        code = word & np.uint64(0xFF)
+        if word == code * spread:
+            counts[code] += 8
+        else:
+            for k in range(i * 8, i * 8 + 8):
+                counts[codes[k]] += 1
+    for k in range(words.size * 8, codes.size):
+        counts[codes[k]] += 1
+
+
 def _pack_and_count(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel, the code whose bit i says annotator i marked it; and the codes' histogram.
 
@@ -235,10 +281,10 @@ def _pack_and_count(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """
     n = len(items)
     codes = np.empty(items[0].size, np.uint8 if n <= 8 else np.uint16)
-    counts = np.zeros(65536, np.int64)
-    odd_code = None
-    shifted = np.empty(_CHUNK // 8, np.uint64)
-    for start, stop, segments in _byte_chunks(items):
+    counts = np.zeros(256 if n <= 8 else 65536, np.int64)
+    chunks = _row_blocks(items) if items[0].ndim == 2 else _byte_chunks(items)
+    shifted = np.empty(max(_CHUNK, 8 * items[0].shape[-1]) // 8 + 1, np.uint64)
+    for start, stop, segments in chunks:
         chunk = codes[start:stop]
         if n <= 8:
             chunk_words, chunk_tail = _words(chunk)
@@ -248,22 +294,12 @@ def _pack_and_count(items: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
                 np.left_shift(segment_words, i, out=shifted[:segment_words.size])
                 chunk_words |= shifted[:segment_words.size]
                 chunk_tail |= segment_tail << i
-            # bincount converts to intp first; reading two byte codes as one uint16 halves
-            # that. A pair (a, b) lands in bin a + 256 b: folded back below.
-            even = chunk.size - chunk.size % 2
-            counts += np.bincount(chunk[:even].view(np.uint16), minlength=65536)
-            if even != chunk.size:  # an odd last pixel, counted on its own
-                odd_code = int(chunk[-1])
+            _count_byte_codes(chunk, chunk_words, counts)
         else:
             np.copyto(chunk, segments[0])
             for i, segment in enumerate(segments[1:], start=1):
                 chunk |= segment.astype(np.uint16) << i
             counts += np.bincount(chunk, minlength=65536)
-    if n <= 8:
-        pairs = counts.reshape(256, 256)
-        counts = pairs.sum(axis=0) + pairs.sum(axis=1)
-        if odd_code is not None:
-            counts[odd_code] += 1
     return codes.reshape(items[0].shape), counts[:1 << n]
 
 
@@ -278,7 +314,7 @@ def _vote_patterns(items: list[np.ndarray], boxes: Sequence | None = None) -> _P
     if n <= _MAX_BINNED_ANNOTATORS and shape is not None:
         box = _union_box(items, boxes)
         r0, c0, r1, c1 = box
-        crops = [np.ascontiguousarray(m[r0:r1, c0:c1]) for m in items]
+        crops = [m[r0:r1, c0:c1] for m in items]  # views: packed by blocks of rows
         if crops[0].size:
             codes, all_counts = _pack_and_count(crops)
         else:
