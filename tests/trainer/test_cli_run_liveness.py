@@ -27,7 +27,10 @@ def test_a_command_line_run_shows_running_and_is_stopped_by_the_runs_panel(train
                                 "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not any(e["event"] == "epoch_end" for e in read_events(run_dir)[0]):
+        # An epoch is finished (and resumable) once its last checkpoint is saved, which comes
+        # after its epoch_end event: waiting for epoch_end alone raced the save.
+        while not any(e["event"] == "checkpoint_saved" and e.get("which") == "last"
+                      for e in read_events(run_dir)[0]):
             assert process.poll() is None and time.monotonic() < deadline, "the trainer did not train"
             time.sleep(0.5)
         fields = (run_dir / PID_FILE).read_text().split()
