@@ -85,14 +85,18 @@ def profile_lesion(lesion, times: dict[str, float]) -> list[tuple] | None:
     """lesion_agreement's computation with a timer around each stage; the sorted pair rows."""
     clock = time.perf_counter
     t = clock()
-    humans = [(seg, decode_mask(seg.mask_path, image_id=lesion.image_id).mask)
-              for seg in lesion.human_segmentations]
+    decoded = [(seg, decode_mask(seg.mask_path, image_id=lesion.image_id))
+               for seg in lesion.human_segmentations]
     times["decode"] += clock() - t
+    humans = [(seg, d.mask) for seg, d in decoded]
     if len(humans) < 2 or any(m is None for _, m in humans):
         return None
     masks_h = [m for _, m in humans]
+    # As the engine does: each mask's box comes from the decoder, the consensus masks' from
+    # inside the union's box.
+    boxes_h = [d.box if d.box_known else ... for _, d in decoded]
     t = clock()
-    patterns = vote_patterns(masks_h)
+    patterns = vote_patterns(masks_h, None if ... in boxes_h else boxes_h)
     times["patterns"] += clock() - t
     t = clock()
     result = staple_from_patterns(patterns)
@@ -105,7 +109,8 @@ def profile_lesion(lesion, times: dict[str, float]) -> list[tuple] | None:
         (lesion_mod.MaskInfo(f"{stem}_ST_ST_ST_ST.png", "ST", "ST", "ST"), result.mask),
         (lesion_mod.MaskInfo(f"{stem}_MV_MV_MV_MV.png", "MV", "MV", "MV"), mv)]
     t = clock()
-    surfaces = [mask_surface(m) for _, m in masks]
+    boxes = boxes_h + [lesion_mod._box_within(m, patterns.box) for m in (result.mask, mv)]
+    surfaces = [mask_surface(m, box) for (_, m), box in zip(masks, boxes, strict=True)]
     indexes = [border_index(x) for x in surfaces]
     times["surfaces"] += clock() - t
     t = clock()
