@@ -109,12 +109,15 @@ def is_inside(path: Path, root: Path) -> bool:
 def measure_agreement(dataset, args, maps_dir: Path | None = None, boundary=None):
     """Run the agreement engine with a progress bar: the ``DatasetAgreement``, or an exit code.
 
-    Reads ``args.workers`` and ``args.no_cache``. Ctrl+C stops at the next
-    lesion; what was computed stays in the cache. ``boundary`` (a ``BoundarySpec``) sets
-    the MetricsReloaded tolerances (default: the engine's).
+    Reads ``args.workers`` (``None``: ``suggested_workers`` for this dataset, written back
+    to ``args`` for the command's later stages) and ``args.no_cache``. Ctrl+C stops at the
+    next lesion; what was computed stays in the cache. ``boundary`` (a ``BoundarySpec``)
+    sets the MetricsReloaded tolerances (default: the engine's).
     """
-    from iaa_desktop.core.agreement.engine import iter_dataset_agreement
+    from iaa_desktop.core.agreement.engine import iter_dataset_agreement, suggested_workers
 
+    if args.workers is None:
+        args.workers = suggested_workers(dataset)
     options = {"workers": args.workers, "maps_dir": maps_dir}
     if boundary is not None:
         options["boundary"] = boundary

@@ -40,8 +40,9 @@ def add_parser(sub) -> None:
     )
     add_dataset_argument(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the results")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="processes (default: every core, %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"processes (default: every core, {os.cpu_count() or 1}, or this process "
+                             "alone for a small dataset, where starting them costs more)")
     parser.add_argument("--no-maps", action="store_true",
                         help="skip writing consensus masks and disagreement maps (PNG)")
     parser.add_argument("--no-cache", action="store_true", help="recompute everything, cache nothing")

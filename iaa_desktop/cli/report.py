@@ -65,8 +65,9 @@ def add_parser(sub) -> None:
     parser.add_argument("--figure-formats", default="png,svg,pdf", metavar="LIST",
                         help="comma-separated figure formats (default %(default)s)")
     parser.add_argument("--dpi", type=int, default=200, help="PNG resolution (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="processes when computing from masks (default: every core, %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"processes when computing from masks (default: every core, "
+                             f"{os.cpu_count() or 1}, or this process alone for a small dataset)")
     parser.add_argument("--no-cache", action="store_true", help="recompute every lesion, cache nothing")
     parser.add_argument("--lesion-figures", type=int, default=6, metavar="N",
                         help="from a dataset: overlay, pairwise Dice and disagreement figures of the "

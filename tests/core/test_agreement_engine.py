@@ -181,3 +181,30 @@ def test_a_cache_of_another_engine_version_is_rebuilt(tmp_path, cache_dir, monke
     monkeypatch.setattr("iaa_desktop.core.agreement.cache.ENGINE_VERSION", "0-older")
     (cache_file,) = cache_dir.rglob("*.h5")
     assert len(AgreementCache(cache_file)) == 0
+
+
+def test_small_datasets_run_in_this_process_large_ones_on_every_core(tmp_path, monkeypatch):
+    # Starting worker processes costs ~1.5 s each: the demo-sized work is faster in-process.
+    from dataclasses import replace
+
+    from iaa_desktop.core.agreement import engine
+
+    dataset = load_dataset(make_imapp(tmp_path / "r"))  # 3 lesions of 48 x 64 px
+    assert engine.suggested_workers(dataset, cores=8) == 1
+    big = [replace(lesion, width=6000, height=4000) for lesion in dataset.lesions]  # 24 MP each
+    many = replace(dataset, lesions=tuple(big) * 4)  # 12 lesions, 40 masks, ~960 mask-MP
+    assert engine.suggested_workers(many, cores=8) == 1
+    more = replace(dataset, lesions=tuple(big) * 5)
+    assert engine.suggested_workers(more, cores=8) == 8
+    unknown = replace(dataset, lesions=tuple(replace(x, width=None, height=None) for x in big) * 20)
+    assert engine.suggested_workers(unknown, cores=3) == 3  # unknown sizes count as 6.1 MP
+
+    seen = []
+    real = engine.iter_dataset_agreement
+    monkeypatch.setattr(engine, "iter_dataset_agreement",
+                        lambda ds, **options: seen.append(options["workers"]) or real(ds, **options))
+    assert main(["metrics", str(tmp_path / "r"), "--out", str(tmp_path / "out"), "--no-cache"]) == 0
+    assert seen == [1]  # no --workers: this small dataset in this process
+    assert main(["metrics", str(tmp_path / "r"), "--out", str(tmp_path / "out2"), "--no-cache",
+                 "--workers", "2"]) == 0
+    assert seen == [1, 2]
