@@ -94,9 +94,9 @@ def profile_lesion(lesion, times: dict[str, float]) -> list[tuple] | None:
     masks_h = [m for _, m in humans]
     # As the engine does: each mask's box comes from the decoder, the consensus masks' from
     # inside the union's box.
-    boxes_h = [d.box if d.box_known else ... for _, d in decoded]
+    boxes_h = [d.box if d.box_known else lesion_mod.foreground_box(d.mask) for _, d in decoded]
     t = clock()
-    patterns = vote_patterns(masks_h, None if ... in boxes_h else boxes_h)
+    patterns = vote_patterns(masks_h, boxes_h)
     times["patterns"] += clock() - t
     t = clock()
     result = staple_from_patterns(patterns)

@@ -208,3 +208,24 @@ def test_small_datasets_run_in_this_process_large_ones_on_every_core(tmp_path, m
     assert main(["metrics", str(tmp_path / "r"), "--out", str(tmp_path / "out2"), "--no-cache",
                  "--workers", "2"]) == 0
     assert seen == [1, 2]
+
+
+@pytest.mark.parametrize("flavour", ["16-bit", "RGB"])
+def test_masks_the_one_pass_decoder_leaves_out_give_the_same_rows(tmp_path, flavour):
+    # 8-bit masks come with their boxes from the decoder; 16-bit and RGB ones take the general
+    # decoder, and their boxes are found once in the engine: the rows must not differ.
+    import cv2
+
+    root = make_imapp(tmp_path / "r")
+    lesion = load_dataset(root).lesion("ISIC_0000002")
+    assert all(decode_mask(s.mask_path).box_known for s in lesion.segmentations)
+    reference = lesion_agreement(lesion)
+    for seg in lesion.segmentations:
+        mask = decode_mask(seg.mask_path).mask
+        pixels = (mask.astype(np.uint16) * 65535 if flavour == "16-bit"
+                  else np.dstack([mask.astype(np.uint8) * 255] * 3))
+        cv2.imwrite(str(seg.mask_path), pixels)
+        assert not decode_mask(seg.mask_path).box_known
+    again = lesion_agreement(load_dataset(root).lesion("ISIC_0000002"))
+    assert again.pairs == reference.pairs and again.problems == reference.problems
+    assert again.staple_rows == reference.staple_rows and again.chance == reference.chance

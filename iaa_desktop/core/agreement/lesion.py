@@ -104,9 +104,9 @@ def _expected_shape(lesion: Lesion) -> tuple[int, int] | None:
 
 def _decode_all(
     lesion: Lesion, segs: tuple[Segmentation, ...], problems: list[Problem]
-) -> list[tuple[Segmentation, np.ndarray, object]]:
-    """Decoded masks that can take part in pairs, with their foreground boxes (``...`` where
-    the decoder did not find it); the others are reported."""
+) -> list[tuple[Segmentation, np.ndarray, tuple[int, int, int, int] | None]]:
+    """Decoded masks that can take part in pairs, with their foreground boxes (found by the
+    decoder for the common PNGs, else here, once); the others are reported."""
     shape = _expected_shape(lesion)
     decoded = []
     for seg in segs:
@@ -125,14 +125,16 @@ def _decode_all(
                     f"the lesion's other masks {shape[1]} x {shape[0]}; left out of the pairs",
                     seg.mask_path, lesion.image_id))
             continue
-        decoded.append((seg, result.mask, result.box if result.box_known else ...))
+        box = result.box if result.box_known else foreground_box(result.mask)
+        decoded.append((seg, result.mask, box))
     return decoded
 
 
 def _box_within(mask: np.ndarray, box: tuple[int, int, int, int] | None):
-    """``foreground_box(mask)`` for a mask whose foreground lies inside ``box`` (``...``: no box)."""
+    """``foreground_box(mask)`` for a mask whose foreground lies inside ``box`` (``None``: the
+    whole image is searched)."""
     if box is None:
-        return ...
+        return foreground_box(mask)
     r0, c0, r1, c1 = box
     inner = foreground_box(mask[r0:r1, c0:c1]) if r1 > r0 and c1 > c0 else None
     return None if inner is None else (inner[0] + r0, inner[1] + c0, inner[2] + r0, inner[3] + c0)
@@ -144,7 +146,7 @@ def _info(seg: Segmentation) -> MaskInfo:
 
 def _pair_rows(image_name: str, masks: list[tuple[MaskInfo, np.ndarray]], empty_policy: str,
                boundary: BoundarySpec | None, boxes: list | None = None) -> list[tuple]:
-    # ``boxes``: each mask's foreground box where known (``...`` where not), from the decoder.
+    # ``boxes``: each mask's foreground box, when the caller has them (else found per mask).
     boxes = [...] * len(masks) if boxes is None else boxes
     surfaces = [mask_surface(mask, box) for (_, mask), box in zip(masks, boxes, strict=True)]
     # One search structure per mask, shared by all its pairs (not one per pair and direction).
@@ -200,7 +202,7 @@ def lesion_agreement(
     human_masks = [mask for _, mask, _ in humans]
     human_boxes = [box for _, _, box in humans]
     # One count of the masks' vote patterns serves STAPLE, majority vote and kappa/alpha.
-    patterns = vote_patterns(human_masks, None if ... in human_boxes else human_boxes)
+    patterns = vote_patterns(human_masks, human_boxes)
     result = staple_from_patterns(patterns)
     mv = majority_vote_from_patterns(patterns)
     staple_rows = tuple(
