@@ -297,16 +297,19 @@ def _chunks(data: bytes):
     raise ValueError("no IEND chunk")
 
 
-def _inflated(data: bytes):
+def _inflated(data: bytes, one_byte_only: bool = False):
     """``(raw, words, height, width, bpp)`` of a PNG of a flavour decoded here, else ``None``.
 
     ``raw`` is the inflated, still filtered image data; ``words`` the same bytes as uint64.
+    ``one_byte_only``: ``None`` for 16-bit files too, before inflating anything.
     """
     if not data.startswith(_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 33:
         return None
     width, height, depth, colour, method, filtering, interlace = struct.unpack(">IIBBBBB", data[16:29])
     bpp = _BYTES_PER_PIXEL.get((colour, depth))
     if bpp is None or method or filtering or interlace or not width or not height:
+        return None
+    if one_byte_only and bpp != 1:
         return None
     idat = []
     try:
@@ -355,12 +358,11 @@ def decode_png_mask(data: bytes) -> tuple[np.ndarray, np.ndarray, tuple[int, int
     are none. ``None`` for everything ``decode_png`` leaves to the full decoders, and for
     16-bit files.
     """
-    inflated = _inflated(data)
+    # A 16-bit file is not inflated here only to be inflated again by decode_png.
+    inflated = _inflated(data, one_byte_only=True)
     if inflated is None:
         return None
-    raw_bytes, words, height, width, bpp = inflated
-    if bpp != 1:
-        return None
+    raw_bytes, words, height, width, _ = inflated
     padded = (width + 7) // 8 * 8
     rows = np.zeros((2, padded), np.uint8)
     mask = np.empty((height, width), np.bool_)
