@@ -75,7 +75,13 @@ def main() -> int:
     old_chance = module_at(args.baseline, "iaa_desktop/core/agreement/chance.py", "baseline_chance")
     old_staple = module_at(args.baseline, "iaa_desktop/core/agreement/staple.py", "baseline_staple")
     old_sums = module_at(args.baseline, "iaa_desktop/core/agreement/raster_sums.py", "baseline_sums")
-    old_staple.raster_sums = old_sums.raster_sums  # the baseline STAPLE with its own sums
+    old_consensus = module_at(args.baseline, "iaa_desktop/core/agreement/consensus.py",
+                              "baseline_consensus")
+    # The baseline STAPLE with its own sums and its own vote patterns: today's patterns cover
+    # only the union's box, which the baseline's EM would read as the whole image.
+    old_staple.raster_sums = old_sums.raster_sums
+    for name in ("ConsensusInputError", "_as_mask_list", "_Patterns", "_vote_patterns"):
+        setattr(old_staple, name, getattr(old_consensus, name))
     old_lesion = module_at(args.baseline, "iaa_desktop/core/agreement/lesion.py", "baseline_lesion")
 
     prepared: dict[int, list] = {}
